@@ -1,0 +1,1 @@
+"""The original BitMat names (see bitmat_hf)."""

@@ -1,0 +1,30 @@
+"""bitmat-kernels: packed ternary (1.58-bit) and binary (1-bit) weights, their quantizers and
+Triton matmul kernels, each with a pure-torch reference. Importing this package does no GPU work."""
+
+from .__about__ import __version__
+from .backend import get_backend, set_backend, use_backend
+from .formats import FORMAT_VERSION, SUPPORTED_FORMAT_VERSIONS, packed_width
+from .ops.linear import bitmat_linear, dequantize
+from .ops.pack import pack, pack_binary, pack_ternary, unpack, unpack_binary, unpack_ternary
+from .ops.quantize import binarize, quantize_activations, ternarize
+
+__all__ = [
+    "FORMAT_VERSION",
+    "SUPPORTED_FORMAT_VERSIONS",
+    "__version__",
+    "binarize",
+    "bitmat_linear",
+    "dequantize",
+    "get_backend",
+    "pack",
+    "pack_binary",
+    "pack_ternary",
+    "packed_width",
+    "quantize_activations",
+    "set_backend",
+    "ternarize",
+    "unpack",
+    "unpack_binary",
+    "unpack_ternary",
+    "use_backend",
+]

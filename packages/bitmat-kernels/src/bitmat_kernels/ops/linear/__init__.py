@@ -1,0 +1,131 @@
+"""bitmat_linear: y = x @ (codes * scale)^T + bias with packed ternary or binary weights."""
+
+from __future__ import annotations
+
+import torch
+
+from ..._checks import FLOAT_DTYPES, check_same_device, check_tensor
+from ...backend import use_triton
+from ...formats import weight_format
+from ..pack import check_packed
+from ..quantize import _check_eps
+from .reference import dequantize_reference, linear_reference
+
+
+@torch.library.custom_op("bitmat::linear", mutates_args=())
+def _linear_op(
+    x: torch.Tensor,
+    packed: torch.Tensor,
+    scale: torch.Tensor,
+    in_features: int,
+    fmt: str,
+    activation_bits: int | None,
+    bias: torch.Tensor | None,
+    eps: float,
+) -> torch.Tensor:
+    if use_triton(x):
+        from .kernel import linear_triton
+
+        return linear_triton(x, packed, scale, in_features, fmt, activation_bits, bias, eps)
+    return linear_reference(x, packed, scale, in_features, fmt, activation_bits, bias, eps)
+
+
+@_linear_op.register_fake
+def _(x, packed, scale, in_features, fmt, activation_bits, bias, eps):
+    return x.new_empty(*x.shape[:-1], packed.shape[0])
+
+
+def _setup_context(ctx, inputs, output):
+    _, packed, scale, in_features, fmt, _, bias, _ = inputs
+    ctx.save_for_backward(packed, scale)
+    ctx.in_features, ctx.fmt, ctx.has_bias = in_features, fmt, bias is not None
+
+
+def _backward(ctx, grad_y):
+    # Straight-through for the activation quantizer: dL/dx = dL/dy @ (codes * scale).
+    packed, scale = ctx.saved_tensors
+    w = dequantize_reference(packed, scale, ctx.in_features, ctx.fmt, torch.float32)
+    grad_x = (grad_y.float() @ w).to(grad_y.dtype)
+    grad_bias = grad_y.reshape(-1, grad_y.shape[-1]).sum(0) if ctx.has_bias else None
+    return grad_x, None, None, None, None, None, grad_bias, None
+
+
+_linear_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def bitmat_linear(
+    x: torch.Tensor,
+    packed: torch.Tensor,
+    scale: torch.Tensor,
+    *,
+    in_features: int,
+    weight_bits: float = 1.58,
+    activation_bits: int | None = 8,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Linear layer with packed low-bit weights: y = Q(x) @ (codes * scale)^T + bias.
+
+    x: float16/bfloat16/float32 [..., in_features]. packed: uint8 [N, ceil(K/4)] (weight_bits=1.58)
+    or [N, ceil(K/8)] (weight_bits=1) from pack_ternary/pack_binary. scale: float32 [1]
+    (per-tensor) or [N, 1] / [N] (per-channel). activation_bits=8 quantizes x per token to int8
+    (BitNet's W1.58A8, exact int32 sums); None keeps x as is (weight-only). Returns x's dtype,
+    shape [..., N]. CUDA tensors run Triton kernels; other devices run the pure-torch reference.
+    """
+    fn = "bitmat_linear"
+    fmt = weight_format(weight_bits, fn)
+    check_tensor(fn, "x", x, dtypes=FLOAT_DTYPES, min_ndim=1)
+    check_tensor(fn, "packed", packed, ndim=2)
+    check_packed(fn, packed, in_features, fmt)
+    n = packed.shape[0]
+    if n == 0:
+        raise ValueError(f"{fn}: argument 'packed' must have at least one output row, got shape {tuple(packed.shape)}")
+    if x.shape[-1] != in_features:
+        raise ValueError(
+            f"{fn}: argument 'x' must have in_features={in_features} as its last dimension, got shape {tuple(x.shape)}"
+        )
+    check_tensor(fn, "scale", scale, dtypes=(torch.float32,))
+    if scale.numel() not in (1, n) or (scale.dim() == 2 and scale.shape[1] != 1) or scale.dim() > 2:
+        raise ValueError(
+            f"{fn}: argument 'scale' must have shape [1], [{n}] or [{n}, 1] for {n} output rows, "
+            f"got {tuple(scale.shape)}"
+        )
+    if bias is not None:
+        check_tensor(fn, "bias", bias, dtypes=FLOAT_DTYPES, ndim=1)
+        if bias.shape[0] != n:
+            raise ValueError(f"{fn}: argument 'bias' must have shape [{n}], got {tuple(bias.shape)}")
+    if activation_bits not in (8, None):
+        raise ValueError(f"{fn}: argument 'activation_bits' must be 8 or None (weight-only), got {activation_bits!r}")
+    check_same_device(fn, x=x, packed=packed, scale=scale, bias=bias)
+    return _linear_op(
+        x.contiguous(),
+        packed,
+        scale.contiguous(),
+        in_features,
+        fmt,
+        activation_bits,
+        None if bias is None else bias.contiguous(),
+        _check_eps(fn, eps),
+    )
+
+
+def dequantize(
+    packed: torch.Tensor,
+    scale: torch.Tensor,
+    *,
+    in_features: int,
+    weight_bits: float = 1.58,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The dense weight codes * scale, shape [N, in_features] (for merging, export and debugging)."""
+    fn = "dequantize"
+    fmt = weight_format(weight_bits, fn)
+    check_packed(fn, packed, in_features, fmt)
+    check_tensor(fn, "scale", scale, dtypes=(torch.float32,))
+    from ..pack import _unpack_op
+
+    codes = _unpack_op(packed, in_features, fmt)
+    return (codes.to(torch.float32) * scale.reshape(-1, 1)).to(dtype)
+
+
+__all__ = ["bitmat_linear", "dequantize"]

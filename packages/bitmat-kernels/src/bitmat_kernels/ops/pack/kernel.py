@@ -1,0 +1,88 @@
+"""Triton kernels for packing and unpacking (layout: bitmat_kernels.formats)."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ...formats import BITS_PER_CODE, packed_width
+
+
+@triton.jit
+def _pack_kernel(
+    codes_ptr,  # int8 [R, K], row-major
+    out_ptr,  # uint8 [R, KP]
+    R,  # rows
+    K,  # codes per row
+    KP,  # packed bytes per row
+    BITS: tl.constexpr,  # 2 (ternary) or 1 (binary)
+    BLOCK_R: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    cols = tl.program_id(1) * BLOCK_J + tl.arange(0, BLOCK_J)
+    row_ok = rows[:, None] < R
+    byte = tl.zeros((BLOCK_R, BLOCK_J), dtype=tl.int32)
+    for s in tl.static_range(8 // BITS):
+        k = s * KP + cols
+        c = tl.load(codes_ptr + rows[:, None] * K + k[None, :], mask=row_ok & (k[None, :] < K), other=0)
+        c = c.to(tl.int32)
+        if BITS == 2:
+            stored = c + 1
+        else:
+            stored = (c > 0).to(tl.int32)
+        byte = byte | (stored << (s * BITS))
+    tl.store(out_ptr + rows[:, None] * KP + cols[None, :], byte.to(tl.uint8), mask=row_ok & (cols[None, :] < KP))
+
+
+@triton.jit
+def _unpack_kernel(
+    packed_ptr,  # uint8 [R, KP]
+    out_ptr,  # int8 [R, K]
+    R,
+    K,
+    KP,
+    BITS: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    cols = tl.program_id(1) * BLOCK_J + tl.arange(0, BLOCK_J)
+    row_ok = rows[:, None] < R
+    p = tl.load(packed_ptr + rows[:, None] * KP + cols[None, :], mask=row_ok & (cols[None, :] < KP), other=0)
+    p = p.to(tl.int32)
+    for s in tl.static_range(8 // BITS):
+        stored = (p >> (s * BITS)) & ((1 << BITS) - 1)
+        if BITS == 2:
+            c = stored - 1
+        else:
+            c = stored * 2 - 1
+        k = s * KP + cols
+        tl.store(out_ptr + rows[:, None] * K + k[None, :], c.to(tl.int8), mask=row_ok & (k[None, :] < K))
+
+
+_BLOCK_R, _BLOCK_J = 16, 64
+
+
+def pack_triton(codes: torch.Tensor, fmt: str) -> torch.Tensor:
+    k = codes.shape[-1]
+    kp = packed_width(k, fmt)
+    flat = codes.reshape(-1, k)
+    out = torch.empty(*codes.shape[:-1], kp, dtype=torch.uint8, device=codes.device)
+    r = flat.shape[0]
+    if r and kp:
+        grid = (triton.cdiv(r, _BLOCK_R), triton.cdiv(kp, _BLOCK_J))
+        _pack_kernel[grid](flat, out, r, k, kp, BITS=BITS_PER_CODE[fmt], BLOCK_R=_BLOCK_R, BLOCK_J=_BLOCK_J)
+    return out
+
+
+def unpack_triton(packed: torch.Tensor, in_features: int, fmt: str) -> torch.Tensor:
+    kp = packed.shape[-1]
+    flat = packed.reshape(-1, kp)
+    out = torch.empty(*packed.shape[:-1], in_features, dtype=torch.int8, device=packed.device)
+    r = flat.shape[0]
+    if r and kp:
+        grid = (triton.cdiv(r, _BLOCK_R), triton.cdiv(kp, _BLOCK_J))
+        _unpack_kernel[grid](flat, out, r, in_features, kp, BITS=BITS_PER_CODE[fmt], BLOCK_R=_BLOCK_R, BLOCK_J=_BLOCK_J)
+    return out

@@ -1,0 +1,76 @@
+"""Triton per-token activation quantization (matches quantize_activations_reference bit for bit)."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+# 1.5 * 2**23: adding and subtracting it rounds an fp32 of magnitude < 2**22 to the nearest
+# integer, ties to even, exactly like torch.round, on the GPU and in the interpreter alike.
+ROUND_MAGIC: tl.constexpr = 12582912.0
+
+
+@triton.jit
+def round_half_even(v):
+    return (v + ROUND_MAGIC) - ROUND_MAGIC
+
+
+@triton.jit
+def token_absmax(x_row_ptr, K, BLOCK_K: tl.constexpr):
+    """max |x| over one row; NaN if any element is NaN (tl.max alone would drop NaN)."""
+    amax = tl.zeros((BLOCK_K,), dtype=tl.float32)
+    nan_seen = tl.zeros((BLOCK_K,), dtype=tl.int32)
+    for k0 in range(0, K, BLOCK_K):
+        offs = k0 + tl.arange(0, BLOCK_K)
+        v = tl.load(x_row_ptr + offs, mask=offs < K, other=0.0).to(tl.float32)
+        nan_seen = tl.maximum(nan_seen, (v != v).to(tl.int32))
+        amax = tl.maximum(amax, tl.abs(v))
+    absmax = tl.max(amax, axis=0)
+    any_nan = tl.max(nan_seen, axis=0) > 0
+    return tl.where(any_nan, float("nan"), absmax)
+
+
+@triton.jit
+def quantize_value(v, s):
+    # clamp before rounding (the bounds are integers, so it is the same) and so the product is
+    # never fused with the rounding add into one FMA, which could round differently.
+    q = tl.minimum(tl.maximum(v * s, -128.0), 127.0)
+    return round_half_even(q)
+
+
+@triton.jit
+def _quantize_activations_kernel(
+    x_ptr,  # float [M, K]
+    xq_ptr,  # int8 [M, K]
+    scale_ptr,  # float32 [M]
+    K,
+    eps,
+    BLOCK_K: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    x_row = x_ptr + row * K
+    absmax = token_absmax(x_row, K, BLOCK_K)
+    finite = absmax < float("inf")  # False for inf and NaN
+    # explicit fp32: the interpreter would otherwise carry the Python float eps as fp64
+    clamped = tl.maximum(absmax, eps).to(tl.float32)
+    # correctly rounded division on every target, like torch's tensor / tensor
+    s = tl.where(finite, tl.math.div_rn(127.0, clamped), 0.0).to(tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        offs = k0 + tl.arange(0, BLOCK_K)
+        v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
+        q = tl.where(finite, quantize_value(v, s), 0.0)
+        tl.store(xq_ptr + row * K + offs, q.to(tl.int8), mask=offs < K)
+    tl.store(scale_ptr + row, tl.where(finite, tl.math.div_rn(clamped, 127.0), float("nan")).to(tl.float32))
+
+
+def quantize_activations_triton(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    k = x.shape[-1]
+    flat = x.reshape(-1, k)
+    m = flat.shape[0]
+    xq = torch.empty(flat.shape, dtype=torch.int8, device=x.device)
+    scale = torch.empty(m, dtype=torch.float32, device=x.device)
+    if m:
+        block = min(triton.next_power_of_2(max(k, 16)), 4096)
+        _quantize_activations_kernel[(m,)](flat, xq, scale, k, eps, BLOCK_K=block)
+    return xq.view(x.shape), scale.view(*x.shape[:-1], 1)

@@ -1,0 +1,181 @@
+import bitmat_kernels as bk
+import pytest
+import torch
+from bitmat_kernels.ops.linear.reference import linear_reference
+
+# (M, N, K): M = 0, 1 and odd; K not a multiple of 4, 8 or the kernels' blocks
+CASES = [(0, 5, 9), (1, 1, 1), (1, 7, 5), (3, 33, 67), (5, 8, 130), (17, 40, 33), (2, 65, 256)]
+MODES = [(1.58, 8), (1.58, None), (1, 8), (1, None)]
+TOL = {torch.float32: (2e-5, 1e-5), torch.float16: (2e-3, 2e-3), torch.bfloat16: (1.6e-2, 1e-2)}
+
+
+def make_layer(n, k, weight_bits, per_channel=False, gen=None):
+    w = torch.randn(n, k, generator=gen)
+    quantize = bk.ternarize if weight_bits == 1.58 else bk.binarize
+    codes, scale = quantize(w, per_channel=per_channel)
+    return bk.pack(codes, weight_bits=weight_bits), scale
+
+
+def oracle(x, packed, scale, k, weight_bits, activation_bits, bias):
+    fmt = "ternary" if weight_bits == 1.58 else "binary"
+    return linear_reference(x, packed, scale, k, fmt, activation_bits, bias, accumulate_dtype=torch.float64)
+
+
+def assert_close_to_oracle(y, ref, dtype):
+    rtol, atol = TOL[dtype]
+    assert not torch.isnan(y).any(), "an output element was never written (NaN poison survived)"
+    scale = ref.abs().max().item() if ref.numel() else 1.0
+    torch.testing.assert_close(y.double(), ref.double(), rtol=rtol, atol=atol * max(scale, 1.0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize(("weight_bits", "activation_bits"), MODES)
+@pytest.mark.parametrize(("m", "n", "k"), CASES)
+def test_linear_matches_float64_oracle(backend, m, n, k, weight_bits, activation_bits, dtype):
+    gen = torch.Generator().manual_seed(m * 1000 + n * 10 + k)
+    packed, scale = make_layer(n, k, weight_bits, per_channel=(m % 2 == 1), gen=gen)
+    x = torch.randn(m, k, generator=gen).to(dtype)
+    bias = torch.randn(n, generator=gen).to(dtype) if n % 2 else None
+    y = bk.bitmat_linear(
+        x, packed, scale, in_features=k, weight_bits=weight_bits, activation_bits=activation_bits, bias=bias
+    )
+    assert y.dtype == dtype and y.shape == (m, n)
+    assert_close_to_oracle(y, oracle(x, packed, scale, k, weight_bits, activation_bits, bias), dtype)
+
+
+def test_a8_matches_the_design_formula():
+    """y = (x_q @ codes^T) * (gamma / s) + bias, written out from DESIGN §4 in float64."""
+    n, k = 6, 11
+    w = torch.randn(n, k)
+    codes, gamma = bk.ternarize(w)
+    x = torch.randn(3, k)
+    bias = torch.randn(n)
+    xd = x.double()
+    s = 127.0 / xd.abs().amax(-1, keepdim=True).clamp_min(1e-5)
+    xq = (xd * s).round().clamp(-128, 127)
+    expected = (xq @ codes.double().T) * (gamma.double() / s) + bias.double()
+    y = bk.bitmat_linear(x, bk.pack_ternary(codes), gamma, in_features=k, bias=bias)
+    torch.testing.assert_close(y.double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_weight_only_equals_dense_matmul():
+    n, k = 9, 21
+    codes, gamma = bk.ternarize(torch.randn(n, k))
+    x = torch.randn(4, k, dtype=torch.float64).float()
+    y = bk.bitmat_linear(x, bk.pack_ternary(codes), gamma, in_features=k, activation_bits=None)
+    torch.testing.assert_close(y.double(), x.double() @ (codes.double() * gamma.double()).T, rtol=1e-5, atol=1e-5)
+
+
+def test_leading_dimensions_are_kept(backend):
+    packed, scale = make_layer(7, 12, 1.58)
+    x = torch.randn(2, 3, 12)
+    y = bk.bitmat_linear(x, packed, scale, in_features=12)
+    assert y.shape == (2, 3, 7)
+    torch.testing.assert_close(y.reshape(6, 7), bk.bitmat_linear(x.reshape(6, 12), packed, scale, in_features=12))
+
+
+def test_non_contiguous_activations(backend):
+    packed, scale = make_layer(5, 8, 1.58)
+    x = torch.randn(8, 4).t()
+    torch.testing.assert_close(
+        bk.bitmat_linear(x, packed, scale, in_features=8),
+        bk.bitmat_linear(x.contiguous(), packed, scale, in_features=8),
+    )
+
+
+@pytest.mark.parametrize("activation_bits", [8, None])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_activations_give_nan_not_numbers(backend, activation_bits, bad):
+    packed, scale = make_layer(6, 10, 1.58)
+    x = torch.randn(3, 10)
+    x[1, 2] = bad
+    y = bk.bitmat_linear(x, packed, scale, in_features=10, activation_bits=activation_bits)
+    assert torch.isfinite(y[[0, 2]]).all()
+    if activation_bits == 8 or bad != bad:
+        assert torch.isnan(y[1]).all()
+    else:
+        assert not torch.isfinite(y[1]).any() or (bk.unpack_ternary(packed, 10)[:, 2] == 0).any()
+
+
+def test_large_k_int32_accumulation_is_exact():
+    """Sums far beyond fp16 range: the integer accumulator must not overflow or round."""
+    k = 4096
+    codes = torch.ones(2, k, dtype=torch.int8)
+    x = torch.ones(1, k)
+    y = bk.bitmat_linear(x, bk.pack_ternary(codes), torch.ones(1), in_features=k)
+    assert y.tolist() == [[4096.0, 4096.0]]
+
+
+def test_gradient_reaches_the_input():
+    packed, scale = make_layer(5, 7, 1.58)
+    x = torch.randn(3, 7, requires_grad=True)
+    bias = torch.randn(5, requires_grad=True)
+    bk.bitmat_linear(x, packed, scale, in_features=7, bias=bias).sum().backward()
+    w = bk.dequantize(packed, scale, in_features=7)
+    torch.testing.assert_close(x.grad, torch.ones(3, 5) @ w)
+    torch.testing.assert_close(bias.grad, torch.full((5,), 3.0))
+
+
+def test_torch_compile_fullgraph():
+    packed, scale = make_layer(6, 9, 1.58)
+    x = torch.randn(2, 9)
+
+    def f(x):
+        return bk.bitmat_linear(x, packed, scale, in_features=9) * 2
+
+    compiled = torch.compile(f, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(x), f(x))
+
+
+def test_opcheck():
+    packed, scale = make_layer(4, 10, 1.58)
+    x = torch.randn(3, 10)
+    torch.library.opcheck(torch.ops.bitmat.linear.default, (x, packed, scale, 10, "ternary", 8, None, 1e-5))
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def test_bad_inputs_name_the_argument():
+    packed, scale = make_layer(4, 10, 1.58)
+    x = torch.randn(2, 10)
+
+    def call(**kw):
+        args = dict(x=x, packed=packed, scale=scale, in_features=10)
+        args.update(kw)
+        a = (args.pop("x"), args.pop("packed"), args.pop("scale"))
+        return bk.bitmat_linear(*a, **args)
+
+    with pytest.raises(TypeError, match="'x' must have dtype"):
+        call(x=x.to(torch.int32))
+    with pytest.raises(ValueError, match="'x' must have in_features=10"):
+        call(x=torch.randn(2, 11))
+    with pytest.raises(ValueError, match="in_features=13 needs 4 packed bytes"):
+        call(in_features=13)
+    with pytest.raises(TypeError, match="'packed' must have dtype uint8"):
+        call(packed=packed.to(torch.int8))
+    with pytest.raises(ValueError, match="'packed' must have 2 dimensions"):
+        call(packed=packed[0])
+    with pytest.raises(ValueError, match="'packed' must be contiguous"):
+        call(packed=torch.zeros(3, 4, dtype=torch.uint8).t())
+    with pytest.raises(TypeError, match="'scale' must have dtype float32"):
+        call(scale=scale.double())
+    with pytest.raises(ValueError, match=r"'scale' must have shape \[1\], \[4\] or \[4, 1\]"):
+        call(scale=torch.ones(3))
+    with pytest.raises(ValueError, match=r"'bias' must have shape \[4\]"):
+        call(bias=torch.ones(5))
+    with pytest.raises(ValueError, match="'activation_bits' must be 8 or None"):
+        call(activation_bits=4)
+    with pytest.raises(ValueError, match="'weight_bits'"):
+        call(weight_bits=3)
+    with pytest.raises(ValueError, match="in_features=10 needs 2 packed bytes"):
+        call(weight_bits=1)
+    with pytest.raises(ValueError, match="at least one output row"):
+        call(packed=torch.zeros(0, 3, dtype=torch.uint8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_mixed_devices_are_refused():
+    packed, scale = make_layer(4, 10, 1.58)
+    with pytest.raises(ValueError, match="one device"):
+        bk.bitmat_linear(torch.randn(2, 10, device="cuda"), packed, scale, in_features=10)

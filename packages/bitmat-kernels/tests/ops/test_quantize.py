@@ -1,0 +1,164 @@
+import math
+
+import bitmat_kernels as bk
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+FLOATS = [torch.float32, torch.float16, torch.bfloat16]
+
+
+# --- weights ------------------------------------------------------------------------------------
+
+
+def test_ternarize_is_absmean_round_clamp():
+    w = torch.tensor([[0.0, 0.4, -0.6, 3.0], [-2.0, 0.1, 0.5, -0.49]])
+    codes, gamma = bk.ternarize(w, eps=1e-5)
+    g = w.double().abs().mean()
+    expected = (w.double() / (g + 1e-5)).round().clamp(-1, 1)
+    assert gamma.dtype == torch.float32 and gamma.shape == (1,)
+    assert math.isclose(gamma.item(), g.item(), rel_tol=1e-6)
+    assert codes.dtype == torch.int8 and torch.equal(codes.double(), expected)
+
+
+def test_ternarize_rounds_rather_than_truncates():
+    # gamma = 1.0: 0.7 rounds to 1 (the original BitMat truncated it to 0), 0.3 rounds to 0
+    w = torch.tensor([[0.7, -0.7, 0.3, 2.3]])
+    codes, gamma = bk.ternarize(w)
+    assert gamma.item() == pytest.approx(1.0)
+    assert codes.tolist() == [[1, -1, 0, 1]]
+
+
+def test_ternarize_large_values_clamp_without_wrapping():
+    w = torch.tensor([[1000.0, -1000.0, 0.0, 0.0] + [0.001] * 1000])
+    codes, _ = bk.ternarize(w)
+    assert codes[0, 0] == 1 and codes[0, 1] == -1
+
+
+def test_ternarize_per_channel():
+    w = torch.randn(5, 8, dtype=torch.float64)
+    codes, gamma = bk.ternarize(w, per_channel=True)
+    g = w.abs().mean(dim=1, keepdim=True)
+    assert gamma.shape == (5, 1) and gamma.dtype == torch.float32
+    torch.testing.assert_close(gamma.double(), g, rtol=1e-6, atol=0)
+    assert torch.equal(codes.double(), (w / (g + 1e-5)).round().clamp(-1, 1))
+
+
+def test_ternarize_nan_weight_poisons_scale():
+    w = torch.tensor([[1.0, float("nan")]])
+    codes, gamma = bk.ternarize(w)
+    assert set(codes.flatten().tolist()) <= {-1, 0, 1}
+    assert math.isnan(gamma.item())
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_binarize(per_channel):
+    w = torch.randn(4, 9, dtype=torch.float64)
+    codes, beta = bk.binarize(w, per_channel=per_channel)
+    centre = w.mean(dim=1, keepdim=True) if per_channel else w.mean()
+    expected = torch.where(w - centre > 0, 1.0, -1.0)
+    assert torch.equal(codes.double(), expected)
+    ref_beta = w.abs().mean(dim=1, keepdim=True) if per_channel else w.abs().mean().reshape(1)
+    torch.testing.assert_close(beta.double(), ref_beta, rtol=1e-6, atol=0)
+    assert set(codes.unique().tolist()) <= {-1, 1}
+
+
+@pytest.mark.parametrize("fn", [bk.ternarize, bk.binarize])
+def test_weight_quantizers_bad_input(fn):
+    with pytest.raises(TypeError, match="'w' must have dtype"):
+        fn(torch.ones(2, 2, dtype=torch.int32))
+    with pytest.raises(ValueError, match="must not be empty"):
+        fn(torch.ones(0, 2))
+    with pytest.raises(ValueError, match="per_channel=True needs a 2-D weight"):
+        fn(torch.ones(2, 2, 2), per_channel=True)
+    with pytest.raises(TypeError, match="must be a torch.Tensor"):
+        fn([[1.0]])
+
+
+def test_ternarize_bad_eps():
+    with pytest.raises(ValueError, match="'eps' must be a positive finite float"):
+        bk.ternarize(torch.ones(2, 2), eps=0.0)
+
+
+# --- activations --------------------------------------------------------------------------------
+
+
+def activation_oracle(x: torch.Tensor, eps: float = 1e-5):
+    """The formula of DESIGN §4 in float64 (the fp32 kernel may differ only on exact ties)."""
+    xd = x.double()
+    absmax = xd.abs().amax(-1, keepdim=True).clamp_min(eps)
+    return (xd * (127.0 / absmax)).round().clamp(-128, 127), absmax / 127.0
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (3, 67), (2, 3, 130), (0, 8)])
+def test_quantize_activations(backend, dtype, shape):
+    x = (torch.randn(shape) * 3).to(dtype)
+    xq, scale = bk.quantize_activations(x)
+    assert xq.dtype == torch.int8 and xq.shape == x.shape
+    assert scale.dtype == torch.float32 and scale.shape == (*shape[:-1], 1)
+    q_ref, s_ref = activation_oracle(x)
+    torch.testing.assert_close(scale.double(), s_ref, rtol=1e-6, atol=0)
+    # fp32 vs fp64 products can only disagree on a tie: at most one step, rarely
+    diff = (xq.double() - q_ref).abs()
+    assert diff.max().item() <= 1 if diff.numel() else True
+    assert (diff > 0).double().mean().item() < 0.01 if diff.numel() else True
+    # the reconstruction error is at most half a step
+    assert ((xq.double() * scale.double() - x.double()).abs() <= scale.double() * 0.5 + 1e-6).all()
+
+
+def test_quantize_triton_is_bit_exact_with_reference(triton_backend):
+    x = torch.randn(64, 75) * 5
+    got = bk.quantize_activations(x)
+    with bk.use_backend("reference"):
+        ref = bk.quantize_activations(x)
+    assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1])
+
+
+def test_activation_codes_stay_in_int8_range():
+    x = torch.tensor([[-1.0, 1.0, 0.5]])
+    xq, scale = bk.quantize_activations(x)
+    assert xq.tolist() == [[-127, 127, 64]]  # 63.5 rounds to even
+    assert scale.item() == pytest.approx(1 / 127)
+
+
+def test_zero_token_uses_eps(backend):
+    xq, scale = bk.quantize_activations(torch.zeros(2, 4))
+    assert torch.equal(xq, torch.zeros(2, 4, dtype=torch.int8))
+    assert torch.allclose(scale, torch.full((2, 1), 1e-5 / 127))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_token_gets_nan_scale(backend, bad):
+    x = torch.randn(3, 10)
+    x[1, 4] = bad
+    xq, scale = bk.quantize_activations(x)
+    assert math.isnan(scale[1].item())
+    assert torch.isfinite(scale[[0, 2]]).all()
+
+
+def test_quantize_activations_bad_input():
+    with pytest.raises(TypeError, match="'x' must have dtype float16, bfloat16, float32"):
+        bk.quantize_activations(torch.ones(2, 2, dtype=torch.int8))
+    with pytest.raises(ValueError, match="at least one feature"):
+        bk.quantize_activations(torch.ones(2, 0))
+    with pytest.raises(ValueError, match="'eps'"):
+        bk.quantize_activations(torch.ones(2, 2), eps=-1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    m=st.integers(1, 4),
+    k=st.integers(1, 80),
+    scale=st.floats(1e-3, 1e4),
+    seed=st.integers(0, 2**31),
+)
+def test_quantize_property(m, k, scale, seed):
+    x = torch.randn(m, k, generator=torch.Generator().manual_seed(seed)) * scale
+    xq, s = bk.quantize_activations(x)
+    assert xq.abs().max() <= 127
+    assert ((xq.double() * s.double() - x.double()).abs() <= s.double() * 0.5 + 1e-9 * scale).all()
+    with bk.use_backend("triton"):
+        xq2, s2 = bk.quantize_activations(x)
+    assert torch.equal(xq, xq2) and torch.equal(s, s2)
