@@ -179,3 +179,27 @@ def test_mixed_devices_are_refused():
     packed, scale = make_layer(4, 10, 1.58)
     with pytest.raises(ValueError, match="one device"):
         bk.bitmat_linear(torch.randn(2, 10, device="cuda"), packed, scale, in_features=10)
+
+
+# --- both kernel families, forced (the public function picks one by M) ------------------------
+
+
+@pytest.mark.parametrize("path", ["decode", "gemm"])
+@pytest.mark.parametrize(("weight_bits", "activation_bits"), MODES)
+@pytest.mark.parametrize(("m", "k"), [(1, 64), (4, 96), (3, 60), (2, 32)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_kernel_families_match_oracle(triton_backend, path, weight_bits, activation_bits, m, k, dtype):
+    from bitmat_kernels.ops.linear.kernel import _decode_ok, linear_triton
+
+    n = 19
+    gen = torch.Generator().manual_seed(k * 7 + m)
+    packed, scale = make_layer(n, k, weight_bits, per_channel=True, gen=gen)
+    x = torch.randn(m, k, generator=gen).to(dtype)
+    bias = torch.randn(n, generator=gen)
+    fmt = "ternary" if weight_bits == 1.58 else "binary"
+    if path == "decode" and not _decode_ok(m, k, packed, activation_bits == 8):
+        with pytest.raises(ValueError, match="decode path needs"):
+            linear_triton(x, packed, scale, k, fmt, activation_bits, bias, path=path)
+        return
+    y = linear_triton(x, packed, scale, k, fmt, activation_bits, bias, path=path)
+    assert_close_to_oracle(y, oracle(x, packed, scale, k, weight_bits, activation_bits, bias), dtype)

@@ -1,8 +1,22 @@
 """Triton ternary/binary matmul kernels and their launchers.
 
-Weights arrive packed (bitmat_kernels.formats): byte j of a row holds columns s * KP + j for each
-slice s, so a [BLOCK_KP, BLOCK_N] tile of bytes unpacks, slice by slice, into int8 tiles that
-meet contiguous [BLOCK_M, BLOCK_KP] tiles of activations in one tl.dot each.
+Weights arrive packed (bitmat_kernels.formats): byte j of a row holds column s * KP + j of each
+slice s. Every kernel works on *stored* codes t (ternary t = code + 1 in {0, 1, 2}; binary t = bit)
+so that unpacking is one shift and one mask, and fixes the offset once per output:
+
+    sum_k x_k * code_k = a * sum_k x_k * t_k - sum_k x_k,   a = 1 (ternary) or 2 (binary)
+
+Two families, picked by M (tokens):
+* decode (M <= DECODE_MAX_M): memory-bound GEMV. A8 reads 4 packed bytes as one int32 word, turns
+  each slice into 4 stored codes in one register (shift + mask) and multiplies them against 4 int8
+  activations with one dp4a; weight-only turns codes into fp32 with an exponent trick (no int->float
+  conversion) and uses FMAs.
+* prefill (larger M): tensor-core GEMM. A [BLOCK_KP, BLOCK_N] tile of bytes unpacks (inline PTX on
+  4 bytes a register) into int8 tiles of stored codes that meet contiguous [BLOCK_M, BLOCK_KP] tiles
+  of activations in one tl.dot each: int8 x int8 -> int32 for A8, bf16/fp16 for weight-only.
+
+Under the Triton interpreter (CPU tests) inline PTX cannot run, so the same kernels take a plain
+shift-and-mask path and an emulated dp4a, selected by the USE_PTX constexpr.
 """
 
 from __future__ import annotations
@@ -14,21 +28,101 @@ import triton.language as tl
 from ...backend import interpreter_enabled
 from ...formats import BITS_PER_CODE
 from ..quantize.kernel import quantize_activations_triton
+from .configs import DECODE_MAX_M, decode_config, gemm_config
+
+# ------------------------------------------------------------------------------------------------
+# unpacking helpers
 
 
 @triton.jit
-def unpack_slice(p, s: tl.constexpr, BITS: tl.constexpr):
-    """Codes of slice s from int32 bytes p: ternary stored + 1, binary bit -> +-1."""
-    stored = (p >> (s * BITS)) & ((1 << BITS) - 1)
+def stored_slice(p, s: tl.constexpr, BITS: tl.constexpr, USE_PTX: tl.constexpr):
+    """Stored codes of slice s from a uint8 tile p, as an int8 tile of p's shape."""
+    if not USE_PTX:
+        return ((p.to(tl.int32) >> (s * BITS)) & ((1 << BITS) - 1)).to(tl.int8)
+    # 4 bytes a register: shift the whole word, mask each byte (shift < 8, so no byte bleeds
+    # into its neighbour's kept bits).
     if BITS == 2:
-        return stored - 1
+        if s == 0:
+            return tl.inline_asm_elementwise("and.b32 $0, $1, 0x03030303;", "=r,r", [p], tl.int8, True, 4)
+        elif s == 1:
+            return tl.inline_asm_elementwise(
+                "{.reg .b32 t; shr.b32 t, $1, 2; and.b32 $0, t, 0x03030303;}", "=r,r", [p], tl.int8, True, 4
+            )
+        elif s == 2:
+            return tl.inline_asm_elementwise(
+                "{.reg .b32 t; shr.b32 t, $1, 4; and.b32 $0, t, 0x03030303;}", "=r,r", [p], tl.int8, True, 4
+            )
+        else:
+            return tl.inline_asm_elementwise(
+                "{.reg .b32 t; shr.b32 t, $1, 6; and.b32 $0, t, 0x03030303;}", "=r,r", [p], tl.int8, True, 4
+            )
     else:
-        return stored * 2 - 1
+        if s == 0:
+            return tl.inline_asm_elementwise("and.b32 $0, $1, 0x01010101;", "=r,r", [p], tl.int8, True, 4)
+        elif s == 1:
+            return tl.inline_asm_elementwise(
+                "{.reg .b32 t; shr.b32 t, $1, 1; and.b32 $0, t, 0x01010101;}", "=r,r", [p], tl.int8, True, 4
+            )
+        elif s == 2:
+            return tl.inline_asm_elementwise(
+                "{.reg .b32 t; shr.b32 t, $1, 2; and.b32 $0, t, 0x01010101;}", "=r,r", [p], tl.int8, True, 4
+            )
+        elif s == 3:
+            return tl.inline_asm_elementwise(
+                "{.reg .b32 t; shr.b32 t, $1, 3; and.b32 $0, t, 0x01010101;}", "=r,r", [p], tl.int8, True, 4
+            )
+        elif s == 4:
+            return tl.inline_asm_elementwise(
+                "{.reg .b32 t; shr.b32 t, $1, 4; and.b32 $0, t, 0x01010101;}", "=r,r", [p], tl.int8, True, 4
+            )
+        elif s == 5:
+            return tl.inline_asm_elementwise(
+                "{.reg .b32 t; shr.b32 t, $1, 5; and.b32 $0, t, 0x01010101;}", "=r,r", [p], tl.int8, True, 4
+            )
+        elif s == 6:
+            return tl.inline_asm_elementwise(
+                "{.reg .b32 t; shr.b32 t, $1, 6; and.b32 $0, t, 0x01010101;}", "=r,r", [p], tl.int8, True, 4
+            )
+        else:
+            return tl.inline_asm_elementwise(
+                "{.reg .b32 t; shr.b32 t, $1, 7; and.b32 $0, t, 0x01010101;}", "=r,r", [p], tl.int8, True, 4
+            )
+
+
+@triton.jit
+def dp4a(a, b, c, USE_PTX: tl.constexpr):
+    """c + sum of the 4 products of a's signed bytes with b's unsigned bytes (int32 words)."""
+    if USE_PTX:
+        return tl.inline_asm_elementwise("dp4a.s32.u32 $0, $1, $2, $3;", "=r,r,r,r", [a, b, c], tl.int32, True, 1)
+    else:
+        acc = c
+        for i in tl.static_range(4):
+            acc += ((a << (24 - 8 * i)) >> 24) * ((b >> (8 * i)) & 0xFF)
+        return acc
+
+
+@triton.jit
+def finish_output(acc, row_sum, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr,
+                  HAS_BIAS: tl.constexpr, BITS: tl.constexpr):
+    """acc: sum x*t per output; row_sum: sum x per token -> y = (a*acc - row_sum) * scales + bias."""
+    if BITS == 2:
+        y = acc.to(tl.float32) - row_sum.to(tl.float32)
+    else:
+        y = 2.0 * acc.to(tl.float32) - row_sum.to(tl.float32)
+    y = y * x_scale
+    y = y * tl.load(w_scale_ptr + rn * w_scale_stride, mask=rn < N, other=0.0)
+    if HAS_BIAS:
+        y = y + tl.load(bias_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)
+    return y
+
+
+# ------------------------------------------------------------------------------------------------
+# prefill: tensor-core GEMM
 
 
 @triton.jit
 def _bitmat_gemm_kernel(
-    x_ptr,  # [M, K]: int8 codes (A8) or float activations (weight-only)
+    x_ptr,  # [M, K]: int8 (A8) or float activations (weight-only)
     x_scale_ptr,  # float32 [M] per-token scale (A8 only)
     w_ptr,  # uint8 [N, KP] packed weights
     w_scale_ptr,  # float32 [N] or [1]
@@ -44,56 +138,142 @@ def _bitmat_gemm_kernel(
     A8: tl.constexpr,  # int8 activations through int8 tl.dot, int32 accumulator
     IEEE_FP32: tl.constexpr,  # fp32 activations: full-precision dot, not tf32
     UPCAST_BF16: tl.constexpr,  # the Triton interpreter's bf16 tl.dot is wrong: use fp32 there
+    USE_PTX: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_KP: tl.constexpr,
+    GROUP_M: tl.constexpr,  # programs sharing a weight column block run close in time (L2 reuse)
 ):
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(M, BLOCK_M)
+    num_n = tl.cdiv(N, BLOCK_N)
+    group = GROUP_M * num_n
+    first_m = (pid // group) * GROUP_M
+    group_m = min(num_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % group) % group_m
+    pid_n = (pid % group) // group_m
+
     rm = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
     rj = tl.arange(0, BLOCK_KP)
     if A8:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
+        row_sum = tl.zeros((BLOCK_M,), dtype=tl.int32)
     else:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        row_sum = tl.zeros((BLOCK_M,), dtype=tl.float32)
     for j0 in range(0, KP, BLOCK_KP):
         j = j0 + rj
         p = tl.load(w_ptr + rn[None, :] * KP + j[:, None], mask=(j[:, None] < KP) & (rn[None, :] < N), other=0)
-        p = p.to(tl.int32)
         for s in tl.static_range(8 // BITS):
             k = s * KP + j
             x_mask = (rm[:, None] < M) & (j[None, :] < KP) & (k[None, :] < K)
             xs = tl.load(x_ptr + rm[:, None] * K + k[None, :], mask=x_mask, other=0)
-            if UPCAST_BF16:
-                xs = xs.to(tl.float32)
-            w = unpack_slice(p, s, BITS)
+            t = stored_slice(p, s, BITS, USE_PTX)
             if A8:
-                acc = tl.dot(xs, w.to(tl.int8), acc, out_dtype=tl.int32)
-            elif IEEE_FP32 or UPCAST_BF16:
-                acc = tl.dot(xs, w.to(xs.dtype), acc, input_precision="ieee")
+                acc = tl.dot(xs, t, acc, out_dtype=tl.int32)
+                row_sum += tl.sum(xs.to(tl.int32), axis=1)
             else:
-                acc = tl.dot(xs, w.to(xs.dtype), acc)
-    y = acc.to(tl.float32)
+                if UPCAST_BF16:
+                    xs = xs.to(tl.float32)
+                if IEEE_FP32 or UPCAST_BF16:
+                    acc = tl.dot(xs, t.to(xs.dtype), acc, input_precision="ieee")
+                else:
+                    acc = tl.dot(xs, t.to(xs.dtype), acc)
+                row_sum += tl.sum(xs.to(tl.float32), axis=1)
     if A8:
-        y = y * tl.load(x_scale_ptr + rm, mask=rm < M, other=0.0)[:, None]
-    y = y * tl.load(w_scale_ptr + rn * w_scale_stride, mask=rn < N, other=0.0)[None, :]
-    if HAS_BIAS:
-        y = y + tl.load(bias_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-    tl.store(
-        y_ptr + rm[:, None] * N + rn[None, :], y.to(y_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N)
-    )
+        x_scale = tl.load(x_scale_ptr + rm, mask=rm < M, other=0.0)[:, None]
+    else:
+        x_scale = 1.0
+    y = finish_output(acc, row_sum[:, None], x_scale, rn[None, :], N, w_scale_ptr, w_scale_stride, bias_ptr,
+                      HAS_BIAS, BITS)
+    tl.store(y_ptr + rm[:, None] * N + rn[None, :], y.to(y_ptr.dtype.element_ty),
+             mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
-def _gemm_blocks(m: int) -> tuple[int, int, int, int, int]:
-    """(BLOCK_M, BLOCK_N, BLOCK_KP, num_warps, num_stages)."""
-    if interpreter_enabled():
-        return 16, 32, 32, 4, 1
-    if m <= 16:
-        return 16, 64, 64, 4, 3
-    if m <= 64:
-        return 64, 64, 64, 4, 3
-    return 128, 128, 32, 8, 3
+# ------------------------------------------------------------------------------------------------
+# decode: GEMV, one program per BLOCK_N output rows, all tokens (M <= DECODE_MAX_M) at once
+
+
+@triton.jit
+def _bitmat_gemv_kernel(
+    x_ptr,  # A8: int8 [M, K] read as int32 words [M, K // 4]; weight-only: float [M, K]
+    x_scale_ptr,  # float32 [M] (A8)
+    w_ptr,  # A8: packed weights read as int32 words [N, KP // 4]; weight-only: uint8 [N, KP]
+    w_scale_ptr,
+    bias_ptr,
+    y_ptr,  # [M, N]
+    M,
+    N,
+    K,
+    KP,
+    w_scale_stride,
+    HAS_BIAS: tl.constexpr,
+    BITS: tl.constexpr,
+    A8: tl.constexpr,
+    USE_PTX: tl.constexpr,
+    BLOCK_M: tl.constexpr,  # next power of two >= M
+    BLOCK_N: tl.constexpr,
+    BLOCK_W: tl.constexpr,  # A8: int32 words of packed weight per row per step; weight-only: bytes
+):
+    pid_n = tl.program_id(0)
+    rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
+    rw = tl.arange(0, BLOCK_W)
+    n_ok = rn[:, None] < N
+    if A8:
+        KW = KP // 4  # packed int32 words per row (launcher guarantees KP % 4 == 0)
+        KXW = K // 4  # activation words per token
+        ones = tl.full((BLOCK_W,), 0x01010101, tl.int32)
+        for m in tl.static_range(BLOCK_M):
+            if m < M:
+                acc = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.int32)
+                xsum = tl.zeros((BLOCK_W,), dtype=tl.int32)
+                for w0 in range(0, KW, BLOCK_W):
+                    wi = w0 + rw
+                    words = tl.load(w_ptr + rn[:, None] * KW + wi[None, :], mask=n_ok & (wi[None, :] < KW), other=0)
+                    for s in tl.static_range(8 // BITS):
+                        # binary rows may end in a padding word that has no activation word
+                        xw = tl.load(x_ptr + m * KXW + s * KW + wi, mask=(wi < KW) & (s * KW + wi < KXW), other=0)
+                        t = (words >> (s * BITS)) & (0x03030303 if BITS == 2 else 0x01010101)
+                        acc = dp4a(xw[None, :], t, acc, USE_PTX)
+                        xsum = dp4a(xw, ones, xsum, USE_PTX)
+                total = tl.sum(acc, axis=1)
+                row_sum = tl.sum(xsum, axis=0)
+                x_scale = tl.load(x_scale_ptr + m)
+                y = finish_output(total, row_sum, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr,
+                                  HAS_BIAS, BITS)
+                tl.store(y_ptr + m * N + rn, y.to(y_ptr.dtype.element_ty), mask=rn < N)
+    else:
+        for m in tl.static_range(BLOCK_M):
+            if m < M:
+                acc = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.float32)
+                xsum = tl.zeros((BLOCK_W,), dtype=tl.float32)
+                for j0 in range(0, KP, BLOCK_W):
+                    j = j0 + rw
+                    p = tl.load(w_ptr + rn[:, None] * KP + j[None, :], mask=n_ok & (j[None, :] < KP), other=0)
+                    p = p.to(tl.int32)
+                    for s in tl.static_range(8 // BITS):
+                        k = s * KP + j
+                        xv = tl.load(x_ptr + m * K + k, mask=(j < KP) & (k < K), other=0.0).to(tl.float32)
+                        # stored code -> float without an int->float conversion: the bits of
+                        # 2**23 + t are 0x4B000000 | t.
+                        t = (((p >> (s * BITS)) & ((1 << BITS) - 1)) | 0x4B000000).to(tl.float32, bitcast=True)
+                        acc += (t - 8388608.0) * xv[None, :]
+                        xsum += xv
+                total = tl.sum(acc, axis=1)
+                row_sum = tl.sum(xsum, axis=0)
+                y = finish_output(total, row_sum, 1.0, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
+                tl.store(y_ptr + m * N + rn, y.to(y_ptr.dtype.element_ty), mask=rn < N)
+
+
+# ------------------------------------------------------------------------------------------------
+# launchers
+
+
+def _decode_ok(m: int, k: int, packed: torch.Tensor, a8: bool) -> bool:
+    # A8 reads weights and activations as int32 words: every slice must start on a word.
+    kp = packed.shape[1]
+    return 0 < m <= DECODE_MAX_M and (not a8 or (kp % 4 == 0 and k % 4 == 0 and packed.storage_offset() % 4 == 0))
 
 
 def linear_triton(
@@ -105,7 +285,9 @@ def linear_triton(
     activation_bits: int | None,
     bias: torch.Tensor | None,
     eps: float = 1e-5,
+    path: str = "auto",
 ) -> torch.Tensor:
+    """`path` ("auto", "decode", "gemm") exists for tests and benchmarks; users leave it alone."""
     k = in_features
     n, kp = packed.shape
     x2 = x.reshape(-1, k)
@@ -114,34 +296,38 @@ def linear_triton(
     if m == 0:
         return y.reshape(*x.shape[:-1], n)
     a8 = activation_bits == 8
+    bits = BITS_PER_CODE[fmt]
+    interp = interpreter_enabled()
     if a8:
         xq, x_scale = quantize_activations_triton(x2, eps)
     else:
         xq, x_scale = x2, scale  # x_scale unused
     w_scale = scale.reshape(-1)
-    bm, bn, bkp, warps, stages = _gemm_blocks(m)
-    grid = (triton.cdiv(m, bm), triton.cdiv(n, bn))
-    _bitmat_gemm_kernel[grid](
-        xq,
-        x_scale,
-        packed,
-        w_scale,
-        bias if bias is not None else w_scale,
-        y,
-        m,
-        n,
-        k,
-        kp,
-        1 if w_scale.numel() > 1 else 0,
-        HAS_BIAS=bias is not None,
-        BITS=BITS_PER_CODE[fmt],
-        A8=a8,
-        IEEE_FP32=x.dtype == torch.float32,
-        UPCAST_BF16=not a8 and x.dtype == torch.bfloat16 and interpreter_enabled(),
-        BLOCK_M=bm,
-        BLOCK_N=bn,
-        BLOCK_KP=bkp,
-        num_warps=warps,
-        num_stages=stages,
-    )
+    common = dict(HAS_BIAS=bias is not None, BITS=bits, A8=a8, USE_PTX=not interp)
+    bias_arg = bias if bias is not None else w_scale
+    w_scale_stride = 1 if w_scale.numel() > 1 else 0
+    use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8))
+    if use_decode:
+        if not _decode_ok(m, k, packed, a8) and path == "decode":
+            raise ValueError(f"decode path needs 0 < M <= {DECODE_MAX_M} (and K % 16 == 0 for A8), got M={m}, K={k}")
+        cfg = decode_config(m, n, k, fmt, a8, x.device)
+        block_m = triton.next_power_of_2(m)
+        w_arg = packed.view(torch.int32) if a8 else packed
+        x_arg = xq.view(torch.int32) if a8 else xq
+        grid = (triton.cdiv(n, cfg.block_n),)
+        _bitmat_gemv_kernel[grid](
+            x_arg, x_scale, w_arg, w_scale, bias_arg, y, m, n, k, kp, w_scale_stride,
+            BLOCK_M=block_m, BLOCK_N=cfg.block_n, BLOCK_W=cfg.block_w,
+            num_warps=cfg.num_warps, num_stages=cfg.num_stages, **common,
+        )
+    else:
+        cfg = gemm_config(m, n, k, fmt, a8, x.device)
+        grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n),)
+        _bitmat_gemm_kernel[grid](
+            xq, x_scale, packed, w_scale, bias_arg, y, m, n, k, kp, w_scale_stride,
+            IEEE_FP32=x.dtype == torch.float32,
+            UPCAST_BF16=not a8 and x.dtype == torch.bfloat16 and interp,
+            BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_KP=cfg.block_kp, GROUP_M=cfg.group_m,
+            num_warps=cfg.num_warps, num_stages=cfg.num_stages, **common,
+        )
     return y.reshape(*x.shape[:-1], n)

@@ -1,0 +1,108 @@
+"""The GPU suite: real sizes against the float64 reference, torch.compile(fullgraph) and CUDA-graph
+capture of every op. Skipped without CUDA."""
+
+import pytest
+import torch
+
+import bitmat_kernels as bk
+from bitmat_kernels.ops.linear.kernel import _decode_ok, linear_triton
+from bitmat_kernels.ops.linear.reference import linear_reference
+
+pytestmark = pytest.mark.gpu
+
+SHAPES = [(4096, 4096), (3840, 2560), (2560, 6912), (1000, 1000), (1024, 1000)]  # (N, K); odd ones too
+MODES = [(1.58, 8), (1.58, None), (1, 8), (1, None)]
+
+
+def layer(n, k, weight_bits, per_channel=False):
+    w = torch.randn(n, k, device="cuda") * 0.02
+    codes, scale = (bk.ternarize if weight_bits == 1.58 else bk.binarize)(w, per_channel=per_channel)
+    return bk.pack(codes, weight_bits=weight_bits), scale
+
+
+def rel_err(y, ref):
+    return ((y.double() - ref).norm() / ref.norm().clamp_min(1e-30)).item()
+
+
+@pytest.mark.parametrize(("n", "k"), SHAPES)
+@pytest.mark.parametrize(("weight_bits", "activation_bits"), MODES)
+@pytest.mark.parametrize("m", [1, 3, 4, 16, 100, 1024])
+def test_linear_real_sizes(n, k, weight_bits, activation_bits, m):
+    packed, scale = layer(n, k, weight_bits, per_channel=(m == 3))
+    x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+    bias = torch.randn(n, device="cuda", dtype=torch.bfloat16) if m == 16 else None
+    fmt = "ternary" if weight_bits == 1.58 else "binary"
+    ref = linear_reference(x, packed, scale, k, fmt, activation_bits, bias, accumulate_dtype=torch.float64)
+    for path in ("auto", "decode", "gemm"):
+        if path == "decode" and not _decode_ok(m, k, packed, activation_bits == 8):
+            continue
+        y = linear_triton(x, packed, scale, k, fmt, activation_bits, bias, path=path)
+        assert not torch.isnan(y).any()
+        assert rel_err(y, ref) < 4e-3, (path, rel_err(y, ref))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_linear_other_dtypes(dtype):
+    packed, scale = layer(512, 768, 1.58)
+    for m in (1, 64):
+        x = torch.randn(m, 768, device="cuda", dtype=dtype)
+        for ab in (8, None):
+            y = bk.bitmat_linear(x, packed, scale, in_features=768, activation_bits=ab)
+            ref = linear_reference(x, packed, scale, 768, "ternary", ab, None, accumulate_dtype=torch.float64)
+            assert y.dtype == dtype and rel_err(y, ref) < 2e-3
+
+
+def test_pack_and_quantize_match_reference_on_gpu():
+    codes = torch.randint(-1, 2, (777, 1001), dtype=torch.int8, device="cuda")
+    packed = bk.pack_ternary(codes)
+    with bk.use_backend("reference"):
+        assert torch.equal(packed, bk.pack_ternary(codes))
+    assert torch.equal(bk.unpack_ternary(packed, 1001), codes)
+    bcodes = codes.clamp(min=0) * 2 - 1
+    assert torch.equal(bk.unpack_binary(bk.pack_binary(bcodes), 1001), bcodes)
+    x = torch.randn(300, 4096, device="cuda", dtype=torch.bfloat16) * 4
+    xq, s = bk.quantize_activations(x)
+    with bk.use_backend("reference"):
+        xq_ref, s_ref = bk.quantize_activations(x)
+    assert torch.equal(s, s_ref)
+    assert (xq != xq_ref).sum().item() == 0
+
+
+def test_torch_compile_fullgraph_inductor():
+    packed, scale = layer(1024, 1024, 1.58)
+    x = torch.randn(8, 1024, device="cuda", dtype=torch.bfloat16)
+
+    def f(x):
+        h = bk.bitmat_linear(x, packed, scale, in_features=1024)
+        return torch.relu(h) + 1
+
+    compiled = torch.compile(f, fullgraph=True)
+    torch.testing.assert_close(compiled(x), f(x))
+
+
+@pytest.mark.parametrize("m", [1, 64])
+def test_cuda_graph_capture(m):
+    packed, scale = layer(2048, 1024, 1.58)
+    x = torch.randn(m, 1024, device="cuda", dtype=torch.bfloat16)
+    expected = bk.bitmat_linear(x, packed, scale, in_features=1024)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        bk.bitmat_linear(x, packed, scale, in_features=1024)  # compile and warm up outside the graph
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = bk.bitmat_linear(x, packed, scale, in_features=1024)
+    x.copy_(torch.randn_like(x))
+    graph.replay()
+    torch.cuda.synchronize()
+    torch.testing.assert_close(out, bk.bitmat_linear(x, packed, scale, in_features=1024))
+    assert not torch.equal(out, expected)
+
+
+def test_deterministic_run_to_run():
+    packed, scale = layer(4096, 4096, 1.58)
+    x = torch.randn(512, 4096, device="cuda", dtype=torch.bfloat16)
+    a = bk.bitmat_linear(x, packed, scale, in_features=4096)
+    b = bk.bitmat_linear(x, packed, scale, in_features=4096)
+    assert torch.equal(a, b)
