@@ -1,10 +1,9 @@
 """The GPU suite: real sizes against the float64 reference, torch.compile(fullgraph) and CUDA-graph
 capture of every op. Skipped without CUDA."""
 
+import bitmat_kernels as bk
 import pytest
 import torch
-
-import bitmat_kernels as bk
 from bitmat_kernels.ops.linear.kernel import _decode_ok, linear_triton
 from bitmat_kernels.ops.linear.reference import linear_reference
 

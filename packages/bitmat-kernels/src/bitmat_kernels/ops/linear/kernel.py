@@ -102,8 +102,9 @@ def dp4a(a, b, c, USE_PTX: tl.constexpr):
 
 
 @triton.jit
-def finish_output(acc, row_sum, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr,
-                  HAS_BIAS: tl.constexpr, BITS: tl.constexpr):
+def finish_output(
+    acc, row_sum, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS: tl.constexpr, BITS: tl.constexpr
+):
     """acc: sum x*t per output; row_sum: sum x per token -> y = (a*acc - row_sum) * scales + bias."""
     if BITS == 2:
         y = acc.to(tl.float32) - row_sum.to(tl.float32)
@@ -185,10 +186,12 @@ def _bitmat_gemm_kernel(
         x_scale = tl.load(x_scale_ptr + rm, mask=rm < M, other=0.0)[:, None]
     else:
         x_scale = 1.0
-    y = finish_output(acc, row_sum[:, None], x_scale, rn[None, :], N, w_scale_ptr, w_scale_stride, bias_ptr,
-                      HAS_BIAS, BITS)
-    tl.store(y_ptr + rm[:, None] * N + rn[None, :], y.to(y_ptr.dtype.element_ty),
-             mask=(rm[:, None] < M) & (rn[None, :] < N))
+    y = finish_output(
+        acc, row_sum[:, None], x_scale, rn[None, :], N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS
+    )
+    tl.store(
+        y_ptr + rm[:, None] * N + rn[None, :], y.to(y_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N)
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -240,8 +243,7 @@ def _bitmat_gemv_kernel(
                 total = tl.sum(acc, axis=1)
                 row_sum = tl.sum(xsum, axis=0)
                 x_scale = tl.load(x_scale_ptr + m)
-                y = finish_output(total, row_sum, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr,
-                                  HAS_BIAS, BITS)
+                y = finish_output(total, row_sum, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
                 tl.store(y_ptr + m * N + rn, y.to(y_ptr.dtype.element_ty), mask=rn < N)
     else:
         for m in tl.static_range(BLOCK_M):
@@ -316,18 +318,47 @@ def linear_triton(
         x_arg = xq.view(torch.int32) if a8 else xq
         grid = (triton.cdiv(n, cfg.block_n),)
         _bitmat_gemv_kernel[grid](
-            x_arg, x_scale, w_arg, w_scale, bias_arg, y, m, n, k, kp, w_scale_stride,
-            BLOCK_M=block_m, BLOCK_N=cfg.block_n, BLOCK_W=cfg.block_w,
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages, **common,
+            x_arg,
+            x_scale,
+            w_arg,
+            w_scale,
+            bias_arg,
+            y,
+            m,
+            n,
+            k,
+            kp,
+            w_scale_stride,
+            BLOCK_M=block_m,
+            BLOCK_N=cfg.block_n,
+            BLOCK_W=cfg.block_w,
+            num_warps=cfg.num_warps,
+            num_stages=cfg.num_stages,
+            **common,
         )
     else:
         cfg = gemm_config(m, n, k, fmt, a8, x.device)
         grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n),)
         _bitmat_gemm_kernel[grid](
-            xq, x_scale, packed, w_scale, bias_arg, y, m, n, k, kp, w_scale_stride,
+            xq,
+            x_scale,
+            packed,
+            w_scale,
+            bias_arg,
+            y,
+            m,
+            n,
+            k,
+            kp,
+            w_scale_stride,
             IEEE_FP32=x.dtype == torch.float32,
             UPCAST_BF16=not a8 and x.dtype == torch.bfloat16 and interp,
-            BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_KP=cfg.block_kp, GROUP_M=cfg.group_m,
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages, **common,
+            BLOCK_M=cfg.block_m,
+            BLOCK_N=cfg.block_n,
+            BLOCK_KP=cfg.block_kp,
+            GROUP_M=cfg.group_m,
+            num_warps=cfg.num_warps,
+            num_stages=cfg.num_stages,
+            **common,
         )
     return y.reshape(*x.shape[:-1], n)

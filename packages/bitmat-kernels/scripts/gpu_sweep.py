@@ -1,0 +1,224 @@
+"""Kernel development sweep on a CUDA GPU: correctness at real sizes, then per-call times of
+bitmat_linear (default configs and candidate configs) beside cuBLAS bf16 in the same process.
+
+Timing follows DESIGN §6: one CUDA graph replays the op over enough weight copies to exceed L2,
+per-call time = replay time / copies, median over replays. Results go to --out as JSON lines.
+This is the kernel author's tuning tool; published numbers come from bitmat-bench.
+
+    python packages/bitmat-kernels/scripts/gpu_sweep.py --out $OUT/sweep.jsonl [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import statistics
+import sys
+import time
+
+import bitmat_kernels as bk
+import torch
+import torch.nn.functional as F
+from bitmat_kernels.ops.linear import configs
+from bitmat_kernels.ops.linear.kernel import linear_triton
+from bitmat_kernels.ops.linear.reference import linear_reference
+
+L2_BYTES = 50 * 2**20
+
+
+def graph_time_us(call, copies: int, replays: int = 15) -> float:
+    """Median per-call microseconds of call(i) for i over copies, from CUDA-graph replays."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for i in range(copies):
+            call(i)
+    torch.cuda.current_stream().wait_stream(stream)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for i in range(copies):
+            call(i)
+    for _ in range(3):
+        graph.replay()
+    times = []
+    for _ in range(replays):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        graph.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) * 1000 / copies)
+    del graph
+    return statistics.median(times)
+
+
+def copies_for(nbytes: int) -> int:
+    return max(2, min(64, math.ceil(3 * L2_BYTES / max(nbytes, 1))))
+
+
+def copy_bandwidth() -> float:
+    src = torch.empty(2**30, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    t = graph_time_us(lambda i: dst.copy_(src), 1, 10)
+    return 2 * src.numel() / (t * 1e-6) / 1e12  # TB/s, bytes read + written
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--shapes", default="4096x4096,28672x4096,57344x8192,3840x2560")
+    ap.add_argument("--batch", default="1,4,16,64,256,1024,4096")
+    ap.add_argument("--sweep", default="decode,gemm")
+    args = ap.parse_args()
+    out = open(args.out, "a")
+
+    def emit(rec):
+        rec["t"] = time.time()
+        out.write(json.dumps(rec) + "\n")
+        out.flush()
+
+    dev = torch.cuda.get_device_name()
+    bw = copy_bandwidth()
+    env = dict(
+        kind="env",
+        gpu=dev,
+        torch=torch.__version__,
+        triton=__import__("triton").__version__,
+        bitmat_kernels=bk.__version__,
+        copy_tbps=bw,
+        argv=sys.argv,
+    )
+    emit(env)
+    print(env, flush=True)
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    batches = [int(b) for b in args.batch.split(",")]
+    gen = torch.Generator(device="cuda").manual_seed(0)
+
+    rows = []
+    for n, k in shapes:
+        w = torch.randn(n, k, device="cuda", generator=gen) * 0.02
+        codes, scale = bk.ternarize(w)
+        packed = bk.pack_ternary(codes)
+        bcodes, bscale = bk.binarize(w)
+        bpacked = bk.pack_binary(bcodes)
+        wb16 = w.to(torch.bfloat16)
+        del w
+        c_dense = copies_for(wb16.numel() * 2)
+        dense = [wb16] + [wb16.clone() for _ in range(c_dense - 1)]
+        c_t = copies_for(packed.numel())
+        tern = [packed] + [packed.clone() for _ in range(c_t - 1)]
+        c_b = copies_for(bpacked.numel())
+        binw = [bpacked] + [bpacked.clone() for _ in range(c_b - 1)]
+        for m in batches:
+            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen)
+            t_cublas = graph_time_us(lambda i: F.linear(x, dense[i % c_dense]), c_dense)
+            variants = {
+                "A8W158": (tern, c_t, scale, "ternary", 8),
+                "A16W158": (tern, c_t, scale, "ternary", None),
+                "A8W1": (binw, c_b, bscale, "binary", 8),
+            }
+            for name, (ws, c, sc, fmt, ab) in variants.items():
+                # correctness first
+                y = linear_triton(x, ws[0], sc, k, fmt, ab, None)
+                ref = linear_reference(x, ws[0], sc, k, fmt, ab, None, accumulate_dtype=torch.float64)
+                err = ((y.double() - ref).norm() / ref.norm()).item()
+                t = graph_time_us(lambda i: linear_triton(x, ws[i % c], sc, k, fmt, ab, None), c)
+                roof = ws[0].numel() / (bw * 1e12) * 1e6
+                rec = dict(
+                    kind="point",
+                    n=n,
+                    k=k,
+                    m=m,
+                    impl=name,
+                    us=t,
+                    cublas_us=t_cublas,
+                    speedup=t_cublas / t,
+                    roofline_frac=roof / t,
+                    err=err,
+                )
+                emit(rec)
+                rows.append(rec)
+                print(
+                    f"{n}x{k} M={m:5d} {name:8s} {t:9.1f} us  cuBLAS {t_cublas:9.1f} us  "
+                    f"x{t_cublas / t:5.2f}  roof {roof / t:5.1%}  err {err:.1e}",
+                    flush=True,
+                )
+        # config sweeps for the A8 ternary kernels at a few batch sizes
+        key_gpu = configs.gpu_key(torch.device("cuda"))
+        if "decode" in args.sweep:
+            for m in [b for b in batches if b <= configs.DECODE_MAX_M]:
+                x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen)
+                for ab, bn, bw_, warps in itertools.product(
+                    (8, None), (4, 8, 16, 32, 64), (32, 64, 128, 256), (2, 4, 8)
+                ):
+                    if args.quick and warps == 2:
+                        continue
+                    cfg = configs.DecodeConfig(block_n=bn, block_w=bw_, num_warps=warps)
+                    configs.TUNED_DECODE[(key_gpu, "ternary", ab == 8, configs.m_bucket(m))] = cfg
+                    try:
+                        t = graph_time_us(
+                            lambda i: linear_triton(x, tern[i % c_t], scale, k, "ternary", ab, None), c_t, 7
+                        )
+                    except Exception as e:  # a config that does not compile or fit
+                        emit(
+                            dict(
+                                kind="sweep_error", family="decode", n=n, k=k, m=m, cfg=cfg.__dict__, err=repr(e)[:300]
+                            )
+                        )
+                        continue
+                    emit(dict(kind="sweep", family="decode", n=n, k=k, m=m, a8=ab == 8, cfg=cfg.__dict__, us=t))
+                configs.TUNED_DECODE.clear()
+        if "gemm" in args.sweep:
+            for m in [b for b in batches if b > configs.DECODE_MAX_M]:
+                x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen)
+                cands = [
+                    (16, 64, 64, 4, 4),
+                    (16, 128, 64, 4, 4),
+                    (16, 64, 128, 4, 3),
+                    (32, 64, 64, 4, 4),
+                    (64, 64, 64, 4, 4),
+                    (64, 128, 64, 4, 4),
+                    (64, 128, 32, 4, 4),
+                    (128, 128, 32, 8, 4),
+                    (128, 128, 64, 8, 3),
+                    (128, 256, 32, 8, 3),
+                    (128, 256, 64, 8, 3),
+                    (256, 128, 32, 8, 3),
+                    (128, 128, 32, 4, 4),
+                ]
+                for ab in (8, None):
+                    for bm, bn, bkp, warps, stages in cands:
+                        if bm > 2 * max(m, 16) or (bm < 64 and m >= 1024):
+                            continue
+                        cfg = configs.GemmConfig(bm, bn, bkp, 8, warps, stages)
+                        configs.TUNED_GEMM[(key_gpu, "ternary", ab == 8, configs.m_bucket(m))] = cfg
+                        try:
+                            t = graph_time_us(
+                                lambda i: linear_triton(x, tern[i % c_t], scale, k, "ternary", ab, None), c_t, 5
+                            )
+                        except Exception as e:
+                            emit(
+                                dict(
+                                    kind="sweep_error",
+                                    family="gemm",
+                                    n=n,
+                                    k=k,
+                                    m=m,
+                                    cfg=cfg.__dict__,
+                                    err=repr(e)[:300],
+                                )
+                            )
+                            continue
+                        emit(dict(kind="sweep", family="gemm", n=n, k=k, m=m, a8=ab == 8, cfg=cfg.__dict__, us=t))
+                configs.TUNED_GEMM.clear()
+        dense = tern = binw = None
+        torch.cuda.empty_cache()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
