@@ -73,6 +73,8 @@ def main() -> int:
     ap.add_argument("--shapes", default="4096x4096,28672x4096,57344x8192,3840x2560")
     ap.add_argument("--batch", default="1,4,16,64,256,1024,4096")
     ap.add_argument("--sweep", default="decode,gemm")
+    ap.add_argument("--sweep-shapes", default="28672x4096")
+    ap.add_argument("--sweep-batch", default="1,4,16,256,4096")
     args = ap.parse_args()
     out = open(args.out, "a")
 
@@ -149,8 +151,12 @@ def main() -> int:
                 )
         # config sweeps for the A8 ternary kernels at a few batch sizes
         key_gpu = configs.gpu_key(torch.device("cuda"))
+        if f"{n}x{k}" not in args.sweep_shapes.split(","):
+            dense = tern = binw = None
+            continue
+        sweep_batches = [int(b) for b in args.sweep_batch.split(",")]
         if "decode" in args.sweep:
-            for m in [b for b in batches if b <= configs.DECODE_MAX_M]:
+            for m in [b for b in sweep_batches if b <= configs.DECODE_MAX_M]:
                 x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen)
                 for ab, bn, bw_, warps in itertools.product(
                     (8, None), (4, 8, 16, 32, 64), (32, 64, 128, 256), (2, 4, 8)
@@ -173,7 +179,7 @@ def main() -> int:
                     emit(dict(kind="sweep", family="decode", n=n, k=k, m=m, a8=ab == 8, cfg=cfg.__dict__, us=t))
                 configs.TUNED_DECODE.clear()
         if "gemm" in args.sweep:
-            for m in [b for b in batches if b > configs.DECODE_MAX_M]:
+            for m in [b for b in sweep_batches if b > configs.DECODE_MAX_M]:
                 x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen)
                 cands = [
                     (16, 64, 64, 4, 4),
