@@ -8,7 +8,7 @@ import triton.language as tl
 
 # 1.5 * 2**23: adding and subtracting it rounds an fp32 of magnitude < 2**22 to the nearest
 # integer, ties to even, exactly like torch.round, on the GPU and in the interpreter alike.
-ROUND_MAGIC: tl.constexpr = 12582912.0
+ROUND_MAGIC = tl.constexpr(12582912.0)
 
 
 @triton.jit
