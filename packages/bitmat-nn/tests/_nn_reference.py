@@ -46,3 +46,59 @@ def ref_causal_attention(q, k, v, mask=None):
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     return torch.softmax(scores, -1) @ v
+
+
+def ref_rope(x: torch.Tensor, positions: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
+    """Rotates the pair (x_j, x_{j + D/2}) by the angle position * theta^(-2j/D), in float64."""
+    x = x.double()
+    d = x.shape[-1]
+    j = torch.arange(d // 2, dtype=torch.float64)
+    angle = positions.double()[:, None, :, None] * theta ** (-2 * j / d)  # [B, 1, T, D/2]
+    x1, x2 = x[..., : d // 2], x[..., d // 2 :]
+    return torch.cat((x1 * angle.cos() - x2 * angle.sin(), x2 * angle.cos() + x1 * angle.sin()), dim=-1)
+
+
+def ref_rmsnorm(x: torch.Tensor, weight: torch.Tensor | None, eps: float = 1e-6) -> torch.Tensor:
+    x = x.double()
+    y = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return y if weight is None else y * weight.double()
+
+
+def ref_linear_of(layer, x):
+    """A BitLinear module's output from the float64 reference and its latent weights."""
+    bias = None if layer.bias is None else layer.bias.detach()
+    return ref_bitlinear(
+        x, layer.weight.detach(), bias, weight_bits=layer.weight_bits, activation_bits=layer.activation_bits,
+        per_channel=layer.per_channel, eps=layer.eps,
+    )  # fmt: skip
+
+
+def ref_bit_attention(attn, x, padding_mask=None):
+    """BitAttention from first principles: projections, RoPE, explicit masked softmax, o_proj."""
+    b, t, _ = x.shape
+    h, hk, d = attn.num_heads, attn.num_kv_heads, attn.head_dim
+    q = ref_linear_of(attn.q_proj, x).view(b, t, h, d).transpose(1, 2)
+    k = ref_linear_of(attn.k_proj, x).view(b, t, hk, d).transpose(1, 2)
+    v = ref_linear_of(attn.v_proj, x).view(b, t, hk, d).transpose(1, 2)
+    if padding_mask is None:
+        pos = torch.arange(t).expand(b, t)
+    else:
+        pos = (padding_mask.long().cumsum(-1) - 1).clamp_min(0)
+    q, k = ref_rope(q, pos, attn.rope_theta), ref_rope(k, pos, attn.rope_theta)
+    k, v = k.repeat_interleave(h // hk, dim=1), v.repeat_interleave(h // hk, dim=1)
+    mask = torch.ones(t, t, dtype=torch.bool).tril()[None, None]
+    if padding_mask is not None:
+        mask = (mask & padding_mask.bool()[:, None, None, :]) | torch.eye(t, dtype=torch.bool)
+    out = ref_causal_attention(q, k, v, mask).transpose(1, 2).reshape(b, t, h * d)
+    if attn.sub_norm is not None:
+        out = ref_rmsnorm(out, attn.sub_norm.weight.detach(), attn.sub_norm.eps)
+    return ref_linear_of(attn.o_proj, out)
+
+
+def ref_bit_ffn(ffn, x):
+    gate = ref_linear_of(ffn.gate_proj, x)
+    gate = gate * torch.sigmoid(gate) if ffn.activation == "swiglu" else gate.clamp_min(0).square()
+    h = gate * ref_linear_of(ffn.up_proj, x)
+    if ffn.sub_norm is not None:
+        h = ref_rmsnorm(h, ffn.sub_norm.weight.detach(), ffn.sub_norm.eps)
+    return ref_linear_of(ffn.down_proj, h)

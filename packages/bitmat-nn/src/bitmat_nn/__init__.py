@@ -1,12 +1,20 @@
 """BitLinear and BitNet layers (attention, FFN, Mamba, MoE) and small BitNet language models."""
 
 from .__about__ import __version__
+from .attention import BitAttention
+from .cache import BitNetCache, KVCache, MambaCache
 from .convert import replace_linear_with_bitlinear
+from .ffn import BitFFN
 from .linear import BitLinear
 from .norm import RMSNorm
 
 __all__ = [
+    "BitAttention",
+    "BitFFN",
     "BitLinear",
+    "BitNetCache",
+    "KVCache",
+    "MambaCache",
     "RMSNorm",
     "__version__",
     "replace_linear_with_bitlinear",
