@@ -1,0 +1,26 @@
+"""Small shared helpers: progress bars that honour transformers' switch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def progress_enabled() -> bool:
+    try:
+        from transformers.utils import logging as hf_logging
+
+        return bool(hf_logging.is_progress_bar_enabled())
+    except Exception:  # pragma: no cover - transformers always has it
+        return True
+
+
+def progress(items: Iterable[T], *, desc: str, disable: bool = False, total: int | None = None) -> Iterator[T]:
+    """tqdm over `items`, shown only when transformers' progress bars are enabled (and not `disable`)."""
+    from tqdm.auto import tqdm
+
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    yield from tqdm(items, desc=desc, total=total, disable=disable or not progress_enabled(), leave=False)
