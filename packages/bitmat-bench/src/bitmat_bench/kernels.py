@@ -21,7 +21,7 @@ import torch
 from . import roofline as roof_mod
 from .env import CPU_NOTICE, environment
 from .impls import KernelImpl, Problem, Skip
-from .report import ResultWriter
+from .report import ResultWriter, progress_bar
 from .shapes import Shape
 from .timing import l2_cache_bytes, rotation_copies, time_graph
 
@@ -109,8 +109,6 @@ def check_impls(impls: list[KernelImpl], device: torch.device) -> dict[str, dict
 
 
 def run_kernels(cfg: KernelsConfig) -> ResultWriter:
-    from tqdm.auto import tqdm
-
     t_start = time.monotonic()
     device = cfg.device
     cpu = device.type != "cuda"
@@ -146,9 +144,7 @@ def run_kernels(cfg: KernelsConfig) -> ResultWriter:
         active = [i for i in cfg.impls if writer.impls[i.name]["status"] == "ok"]
         writer.flush()
         total = len(cfg.shapes) * len(active) * len(cfg.batches)
-        bar = tqdm(
-            total=total, desc="kernels", unit="run", disable=not cfg.progress, mininterval=1.0, dynamic_ncols=True
-        )
+        bar = progress_bar(total, "kernels", cfg.progress)
         out_of_time = False
         try:
             for shape in cfg.shapes:

@@ -451,6 +451,29 @@ def plot_layers(doc: dict, out: Path) -> list[Path]:
     return [p] if p else []
 
 
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True):
+    """A tqdm bar (on stderr), or a silent stand-in when disabled or tqdm is missing."""
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm.auto import tqdm
+    except Exception:
+        log.info("tqdm not installed: no progress bar")
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit="run", mininterval=1.0, dynamic_ncols=True)
+
+
 def load(path: str | os.PathLike) -> dict:
     """Read a results.json back."""
     with open(path) as f:
