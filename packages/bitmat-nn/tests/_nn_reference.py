@@ -102,3 +102,46 @@ def ref_bit_ffn(ffn, x):
     if ffn.sub_norm is not None:
         h = ref_rmsnorm(h, ffn.sub_norm.weight.detach(), ffn.sub_norm.eps)
     return ref_linear_of(ffn.down_proj, h)
+
+
+def ref_scan_recurrence(u, delta, A, B, C, D=None, z=None, h0=None):
+    """The selective-scan recurrence one step at a time in float64."""
+    u, delta, A, B, C = u.double(), delta.double(), A.double(), B.double(), C.double()
+    b, t, d = u.shape
+    h = torch.zeros(b, d, A.shape[-1], dtype=torch.float64) if h0 is None else h0.double().clone()
+    ys = []
+    for i in range(t):
+        h = torch.exp(delta[:, i, :, None] * A) * h + delta[:, i, :, None] * B[:, i, None, :] * u[:, i, :, None]
+        y = (h * C[:, i, None, :]).sum(-1)
+        if D is not None:
+            y = y + u[:, i] * D.double()
+        if z is not None:
+            zi = z[:, i].double()
+            y = y * zi * torch.sigmoid(zi)
+        ys.append(y)
+    return torch.stack(ys, 1), h
+
+
+def ref_bit_mamba(m, x):
+    """BitMamba from first principles in float64 (no padding, empty initial state)."""
+    x = x.double()
+    b, t, _ = x.shape
+    xz = ref_linear_of(m.in_proj, x)
+    x_in, z = xz[..., : m.d_inner], xz[..., m.d_inner :]
+    w = m.conv1d.weight.detach().double()[:, 0]  # [d_inner, d_conv]
+    k = m.d_conv
+    padded = torch.cat((torch.zeros(b, k - 1, m.d_inner, dtype=torch.float64), x_in), 1)
+    conv = torch.stack([(padded[:, i : i + k] * w.T).sum(1) for i in range(t)], 1)
+    if m.conv1d.bias is not None:
+        conv = conv + m.conv1d.bias.detach().double()
+    u = conv * torch.sigmoid(conv)
+    proj = ref_linear_of(m.x_proj, u) if hasattr(m.x_proj, "weight_bits") else u @ m.x_proj.weight.detach().double().T
+    dt, B, C = proj.split((m.dt_rank, m.d_state, m.d_state), dim=-1)
+    if hasattr(m.dt_proj, "weight_bits"):
+        dt = ref_linear_of(m.dt_proj, dt)
+    else:
+        dt = dt @ m.dt_proj.weight.detach().double().T + m.dt_proj.bias.detach().double()
+    delta = torch.nn.functional.softplus(dt)
+    A = -torch.exp(m.A_log.detach().double())
+    y, _ = ref_scan_recurrence(u, delta, A, B, C, m.D.detach(), z)
+    return ref_linear_of(m.out_proj, y)

@@ -6,16 +6,19 @@ from .cache import BitNetCache, KVCache, MambaCache
 from .convert import replace_linear_with_bitlinear
 from .ffn import BitFFN
 from .linear import BitLinear
+from .mamba import BitMamba, selective_scan
 from .norm import RMSNorm
 
 __all__ = [
     "BitAttention",
     "BitFFN",
     "BitLinear",
+    "BitMamba",
     "BitNetCache",
     "KVCache",
     "MambaCache",
     "RMSNorm",
     "__version__",
     "replace_linear_with_bitlinear",
+    "selective_scan",
 ]
