@@ -7,6 +7,7 @@ from .convert import replace_linear_with_bitlinear
 from .ffn import BitFFN
 from .linear import BitLinear
 from .mamba import BitMamba, selective_scan
+from .moe import BitMoE
 from .norm import RMSNorm
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "BitFFN",
     "BitLinear",
     "BitMamba",
+    "BitMoE",
     "BitNetCache",
     "KVCache",
     "MambaCache",
