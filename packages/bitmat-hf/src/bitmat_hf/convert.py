@@ -208,6 +208,8 @@ def convert_hf_model(
         model.__class__ = target_cls
         # Sub-models hold the same config object, so this changes the config everywhere.
         model.config.__class__ = target_cls.config_class
+        if "model_type" in vars(model.config):
+            model.config.model_type = target_cls.config_class.model_type
     mark_bitmat(model, qc)
     logger.info(
         "converted %d linear layers of %s to BitLinear (%s bits); kept in full precision: %s",

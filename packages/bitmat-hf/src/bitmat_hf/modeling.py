@@ -98,6 +98,10 @@ class BitMat158Mixin:
                 f"{cls.__name__}: {str(path)!r} is quantized with {q.get('quant_method')!r}, not BitMat; load its "
                 "full-precision original instead"
             )
+        if q is None and model_type == cls._bitmat_base_model_type and config is None:
+            # A full-precision checkpoint of the base architecture: read its config as our 158 config.
+            fields = {k: v for k, v in cfg_dict.items() if k not in ("model_type", "transformers_version")}
+            kwargs["config"] = cls.config_class.from_dict(fields)
         if q is not None and path is not None and os.path.isdir(path):
             inspect_checkpoint(os.path.join(path, kwargs.get("subfolder", "")))  # headers + format version
         model = super().from_pretrained(path, *model_args, **kwargs)

@@ -94,7 +94,7 @@ class BitMatHfQuantizer(HfQuantizer):
         required = (".packed_weight", ".weight_scale") if qc.checkpoint_format == PACKED else ()
         check_against_model(info, expected, required_suffixes=required, rename=rename)
         if qc.checkpoint_format == LATENT:
-            for name, module in bitlinear_modules(model):
+            for name, _ in bitlinear_modules(model):
                 if f"{name}.weight" not in expected:
                     continue
                 if not any(rename.get(k, k) == f"{name}.weight" for k in info.tensors):
@@ -136,7 +136,10 @@ class BitMatHfQuantizer(HfQuantizer):
                 state_dict.pop(prefix + "packed_weight", None)
                 state_dict.pop(prefix + "weight_scale", None)
                 continue
-            packed, scale = module.pack_weights()
+            if has_latent_weights(module):
+                packed, scale = module.pack_weights()
+            else:
+                packed, scale = module.packed_weight, module.weight_scale
             state_dict.pop(prefix + "weight", None)
             state_dict[prefix + "packed_weight"] = packed.contiguous()
             state_dict[prefix + "weight_scale"] = scale.to(torch.float32).contiguous()

@@ -24,3 +24,11 @@ def progress(items: Iterable[T], *, desc: str, disable: bool = False, total: int
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
     yield from tqdm(items, desc=desc, total=total, disable=disable or not progress_enabled(), leave=False)
+
+
+HUB_KEYS = ("cache_dir", "local_files_only", "revision", "subfolder", "token")
+
+
+def hub_kwargs(kwargs: dict) -> dict:
+    """The from_pretrained keyword arguments that locate files (for reading a config before loading)."""
+    return {k: kwargs[k] for k in HUB_KEYS if k in kwargs}
