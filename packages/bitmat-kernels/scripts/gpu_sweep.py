@@ -60,10 +60,10 @@ def copies_for(nbytes: int) -> int:
 
 
 def copy_bandwidth() -> float:
-    src = torch.empty(2**30, dtype=torch.uint8, device="cuda")
+    src = torch.empty(2**28, dtype=torch.float32, device="cuda")
     dst = torch.empty_like(src)
     t = graph_time_us(lambda i: dst.copy_(src), 1, 10)
-    return 2 * src.numel() / (t * 1e-6) / 1e12  # TB/s, bytes read + written
+    return 2 * src.numel() * 4 / (t * 1e-6) / 1e12  # TB/s, bytes read + written
 
 
 def main() -> int:
@@ -75,6 +75,8 @@ def main() -> int:
     ap.add_argument("--sweep", default="decode,gemm")
     ap.add_argument("--sweep-shapes", default="28672x4096")
     ap.add_argument("--sweep-batch", default="1,4,16,256,4096")
+    ap.add_argument("--impls", default="A8W158,A16W158,A8W1")
+    ap.add_argument("--decode-max", type=int, default=0, help="also time the GEMV up to this M (path=decode)")
     args = ap.parse_args()
     out = open(args.out, "a")
 
@@ -123,6 +125,7 @@ def main() -> int:
                 "A16W158": (tern, c_t, scale, "ternary", None),
                 "A8W1": (binw, c_b, bscale, "binary", 8),
             }
+            variants = {k_: v for k_, v in variants.items() if k_ in args.impls.split(",")}
             for name, (ws, c, sc, fmt, ab) in variants.items():
                 # correctness first
                 y = linear_triton(x, ws[0], sc, k, fmt, ab, None)
@@ -130,6 +133,18 @@ def main() -> int:
                 err = ((y.double() - ref).norm() / ref.norm()).item()
                 t = graph_time_us(lambda i: linear_triton(x, ws[i % c], sc, k, fmt, ab, None), c)
                 roof = ws[0].numel() / (bw * 1e12) * 1e6
+                if configs.DECODE_MAX_M < m <= args.decode_max:
+                    import bitmat_kernels.ops.linear.kernel as kmod
+
+                    kmod.DECODE_MAX_M = args.decode_max
+                    try:
+                        t_dec = graph_time_us(
+                            lambda i: linear_triton(x, ws[i % c], sc, k, fmt, ab, None, path="decode"), c)
+                        emit(dict(kind="decode_at_m", n=n, k=k, m=m, impl=name, us=t_dec, gemm_us=t))
+                        print(f"   GEMV at M={m}: {t_dec:.1f} us vs GEMM {t:.1f} us", flush=True)
+                    except Exception as e:
+                        print("   GEMV failed", repr(e)[:200])
+                    kmod.DECODE_MAX_M = configs.DECODE_MAX_M
                 rec = dict(
                     kind="point",
                     n=n,

@@ -122,9 +122,25 @@ def finish_output(
 
 
 @triton.jit
+def split_dot_fp32(xs, t, acc):
+    """fp32 x int codes at fp32 precision through bf16 tensor cores: x = hi + mid + lo exactly
+    (each a bf16), codes are exact in bf16, products exact, sums in fp32. (Triton's own "ieee"
+    fp32 dot fails to compile in some versions.)"""
+    hi = xs.to(tl.bfloat16)
+    r = xs - hi.to(tl.float32)
+    mid = r.to(tl.bfloat16)
+    lo = (r - mid.to(tl.float32)).to(tl.bfloat16)
+    tb = t.to(tl.bfloat16)
+    acc = tl.dot(hi, tb, acc)
+    acc = tl.dot(mid, tb, acc)
+    return tl.dot(lo, tb, acc)
+
+
+@triton.jit
 def _bitmat_gemm_kernel(
     x_ptr,  # [M, K]: int8 (A8) or float activations (weight-only)
     x_scale_ptr,  # float32 [M] per-token scale (A8 only)
+    row_sum_ptr,  # [M] sum of each token's activations: int32 codes (A8) or float32 (weight-only)
     w_ptr,  # uint8 [N, KP] packed weights
     w_scale_ptr,  # float32 [N] or [1]
     bias_ptr,  # [N] or a dummy pointer
@@ -137,9 +153,8 @@ def _bitmat_gemm_kernel(
     HAS_BIAS: tl.constexpr,
     BITS: tl.constexpr,  # 2 ternary, 1 binary
     A8: tl.constexpr,  # int8 activations through int8 tl.dot, int32 accumulator
-    IEEE_FP32: tl.constexpr,  # fp32 activations: full-precision dot, not tf32
-    UPCAST_BF16: tl.constexpr,  # the Triton interpreter's bf16 tl.dot is wrong: use fp32 there
-    USE_PTX: tl.constexpr,
+    FP32_X: tl.constexpr,  # fp32 activations (weight-only): keep fp32 precision
+    USE_PTX: tl.constexpr,  # False under the interpreter (which also computes dots in fp32 there)
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_KP: tl.constexpr,
@@ -159,10 +174,8 @@ def _bitmat_gemm_kernel(
     rj = tl.arange(0, BLOCK_KP)
     if A8:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
-        row_sum = tl.zeros((BLOCK_M,), dtype=tl.int32)
     else:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        row_sum = tl.zeros((BLOCK_M,), dtype=tl.float32)
     for j0 in range(0, KP, BLOCK_KP):
         j = j0 + rj
         p = tl.load(w_ptr + rn[None, :] * KP + j[:, None], mask=(j[:, None] < KP) & (rn[None, :] < N), other=0)
@@ -173,29 +186,27 @@ def _bitmat_gemm_kernel(
             t = stored_slice(p, s, BITS, USE_PTX)
             if A8:
                 acc = tl.dot(xs, t, acc, out_dtype=tl.int32)
-                row_sum += tl.sum(xs.to(tl.int32), axis=1)
+            elif not USE_PTX:
+                # interpreter: its bf16 dot is wrong, so every float dot runs in fp32 there
+                acc = tl.dot(xs.to(tl.float32), t.to(tl.float32), acc, input_precision="ieee")
+            elif FP32_X:
+                acc = split_dot_fp32(xs, t, acc)
             else:
-                if UPCAST_BF16:
-                    xs = xs.to(tl.float32)
-                if IEEE_FP32 or UPCAST_BF16:
-                    acc = tl.dot(xs, t.to(xs.dtype), acc, input_precision="ieee")
-                else:
-                    acc = tl.dot(xs, t.to(xs.dtype), acc)
-                row_sum += tl.sum(xs.to(tl.float32), axis=1)
+                acc = tl.dot(xs, t.to(xs.dtype), acc)
+    row_sum = tl.load(row_sum_ptr + rm, mask=rm < M, other=0)[:, None]
     if A8:
         x_scale = tl.load(x_scale_ptr + rm, mask=rm < M, other=0.0)[:, None]
     else:
         x_scale = 1.0
-    y = finish_output(
-        acc, row_sum[:, None], x_scale, rn[None, :], N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS
-    )
+    y = finish_output(acc, row_sum, x_scale, rn[None, :], N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
     tl.store(
         y_ptr + rm[:, None] * N + rn[None, :], y.to(y_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N)
     )
 
 
 # ------------------------------------------------------------------------------------------------
-# decode: GEMV, one program per BLOCK_N output rows, all tokens (M <= DECODE_MAX_M) at once
+# decode: GEMV, one program per BLOCK_N output rows and all tokens (M <= DECODE_MAX_M) at once, so
+# every packed byte is read once
 
 
 @triton.jit
@@ -221,51 +232,55 @@ def _bitmat_gemv_kernel(
 ):
     pid_n = tl.program_id(0)
     rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
+    rm = tl.arange(0, BLOCK_M)
     rw = tl.arange(0, BLOCK_W)
     n_ok = rn[:, None] < N
+    m_ok = rm[:, None] < M
     if A8:
         KW = KP // 4  # packed int32 words per row (launcher guarantees KP % 4 == 0)
         KXW = K // 4  # activation words per token
-        ones = tl.full((BLOCK_W,), 0x01010101, tl.int32)
-        for m in tl.static_range(BLOCK_M):
-            if m < M:
-                acc = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.int32)
-                xsum = tl.zeros((BLOCK_W,), dtype=tl.int32)
-                for w0 in range(0, KW, BLOCK_W):
-                    wi = w0 + rw
-                    words = tl.load(w_ptr + rn[:, None] * KW + wi[None, :], mask=n_ok & (wi[None, :] < KW), other=0)
-                    for s in tl.static_range(8 // BITS):
-                        # binary rows may end in a padding word that has no activation word
-                        xw = tl.load(x_ptr + m * KXW + s * KW + wi, mask=(wi < KW) & (s * KW + wi < KXW), other=0)
-                        t = (words >> (s * BITS)) & (0x03030303 if BITS == 2 else 0x01010101)
-                        acc = dp4a(xw[None, :], t, acc, USE_PTX)
-                        xsum = dp4a(xw, ones, xsum, USE_PTX)
-                total = tl.sum(acc, axis=1)
-                row_sum = tl.sum(xsum, axis=0)
-                x_scale = tl.load(x_scale_ptr + m)
-                y = finish_output(total, row_sum, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
-                tl.store(y_ptr + m * N + rn, y.to(y_ptr.dtype.element_ty), mask=rn < N)
+        ones = tl.full((BLOCK_M, BLOCK_W), 0x01010101, tl.int32)
+        acc = tl.zeros((BLOCK_M, BLOCK_N, BLOCK_W), dtype=tl.int32)
+        xsum = tl.zeros((BLOCK_M, BLOCK_W), dtype=tl.int32)
+        for w0 in range(0, KW, BLOCK_W):
+            wi = w0 + rw
+            words = tl.load(w_ptr + rn[:, None] * KW + wi[None, :], mask=n_ok & (wi[None, :] < KW), other=0)
+            for s in tl.static_range(8 // BITS):
+                # binary rows may end in a padding word that has no activation word
+                xi = s * KW + wi
+                xw = tl.load(
+                    x_ptr + rm[:, None] * KXW + xi[None, :],
+                    mask=m_ok & (wi[None, :] < KW) & (xi[None, :] < KXW),
+                    other=0,
+                )
+                t = (words >> (s * BITS)) & (0x03030303 if BITS == 2 else 0x01010101)
+                acc = dp4a(xw[:, None, :], t[None, :, :], acc, USE_PTX)
+                xsum = dp4a(xw, ones, xsum, USE_PTX)
+        total = tl.sum(acc, axis=2)
+        row_sum = tl.sum(xsum, axis=1)[:, None]
+        x_scale = tl.load(x_scale_ptr + rm, mask=rm < M, other=0.0)[:, None]
     else:
-        for m in tl.static_range(BLOCK_M):
-            if m < M:
-                acc = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.float32)
-                xsum = tl.zeros((BLOCK_W,), dtype=tl.float32)
-                for j0 in range(0, KP, BLOCK_W):
-                    j = j0 + rw
-                    p = tl.load(w_ptr + rn[:, None] * KP + j[None, :], mask=n_ok & (j[None, :] < KP), other=0)
-                    p = p.to(tl.int32)
-                    for s in tl.static_range(8 // BITS):
-                        k = s * KP + j
-                        xv = tl.load(x_ptr + m * K + k, mask=(j < KP) & (k < K), other=0.0).to(tl.float32)
-                        # stored code -> float without an int->float conversion: the bits of
-                        # 2**23 + t are 0x4B000000 | t.
-                        t = (((p >> (s * BITS)) & ((1 << BITS) - 1)) | 0x4B000000).to(tl.float32, bitcast=True)
-                        acc += (t - 8388608.0) * xv[None, :]
-                        xsum += xv
-                total = tl.sum(acc, axis=1)
-                row_sum = tl.sum(xsum, axis=0)
-                y = finish_output(total, row_sum, 1.0, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
-                tl.store(y_ptr + m * N + rn, y.to(y_ptr.dtype.element_ty), mask=rn < N)
+        acc = tl.zeros((BLOCK_M, BLOCK_N, BLOCK_W), dtype=tl.float32)
+        xsum = tl.zeros((BLOCK_M, BLOCK_W), dtype=tl.float32)
+        for j0 in range(0, KP, BLOCK_W):
+            j = j0 + rw
+            p = tl.load(w_ptr + rn[:, None] * KP + j[None, :], mask=n_ok & (j[None, :] < KP), other=0)
+            p = p.to(tl.int32)
+            for s in tl.static_range(8 // BITS):
+                k = s * KP + j
+                xv = tl.load(
+                    x_ptr + rm[:, None] * K + k[None, :], mask=m_ok & (j[None, :] < KP) & (k[None, :] < K), other=0.0
+                ).to(tl.float32)
+                # stored code -> float without an int->float conversion: the bits of 2**23 + t
+                # are 0x4B000000 | t.
+                t = (((p >> (s * BITS)) & ((1 << BITS) - 1)) | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
+                acc += t[None, :, :] * xv[:, None, :]
+                xsum += xv
+        total = tl.sum(acc, axis=2)
+        row_sum = tl.sum(xsum, axis=1)[:, None]
+        x_scale = 1.0
+    y = finish_output(total, row_sum, x_scale, rn[None, :], N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
+    tl.store(y_ptr + rm[:, None] * N + rn[None, :], y.to(y_ptr.dtype.element_ty), mask=m_ok & (rn[None, :] < N))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -300,27 +315,23 @@ def linear_triton(
     a8 = activation_bits == 8
     bits = BITS_PER_CODE[fmt]
     interp = interpreter_enabled()
-    if a8:
-        xq, x_scale = quantize_activations_triton(x2, eps)
-    else:
-        xq, x_scale = x2, scale  # x_scale unused
     w_scale = scale.reshape(-1)
     common = dict(HAS_BIAS=bias is not None, BITS=bits, A8=a8, USE_PTX=not interp)
     bias_arg = bias if bias is not None else w_scale
     w_scale_stride = 1 if w_scale.numel() > 1 else 0
     use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8))
     if use_decode:
-        if not _decode_ok(m, k, packed, a8) and path == "decode":
+        if not _decode_ok(m, k, packed, a8):
             raise ValueError(f"decode path needs 0 < M <= {DECODE_MAX_M} (and K % 16 == 0 for A8), got M={m}, K={k}")
+        if a8:
+            xq, x_scale = quantize_activations_triton(x2, eps)
+        else:
+            xq, x_scale = x2, w_scale  # x_scale unused
         cfg = decode_config(m, n, k, fmt, a8, x.device)
-        block_m = triton.next_power_of_2(m)
-        w_arg = packed.view(torch.int32) if a8 else packed
-        x_arg = xq.view(torch.int32) if a8 else xq
-        grid = (triton.cdiv(n, cfg.block_n),)
-        _bitmat_gemv_kernel[grid](
-            x_arg,
+        _bitmat_gemv_kernel[(triton.cdiv(n, cfg.block_n),)](
+            xq.view(torch.int32) if a8 else xq,
             x_scale,
-            w_arg,
+            packed.view(torch.int32) if a8 else packed,
             w_scale,
             bias_arg,
             y,
@@ -329,7 +340,7 @@ def linear_triton(
             k,
             kp,
             w_scale_stride,
-            BLOCK_M=block_m,
+            BLOCK_M=triton.next_power_of_2(m),
             BLOCK_N=cfg.block_n,
             BLOCK_W=cfg.block_w,
             num_warps=cfg.num_warps,
@@ -337,11 +348,16 @@ def linear_triton(
             **common,
         )
     else:
+        if a8:
+            xq, x_scale, row_sum = quantize_activations_triton(x2, eps, with_sum=True)
+        else:
+            xq, x_scale, row_sum = x2, w_scale, x2.sum(dim=1, dtype=torch.float32)
         cfg = gemm_config(m, n, k, fmt, a8, x.device)
         grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n),)
         _bitmat_gemm_kernel[grid](
             xq,
             x_scale,
+            row_sum,
             packed,
             w_scale,
             bias_arg,
@@ -351,8 +367,7 @@ def linear_triton(
             k,
             kp,
             w_scale_stride,
-            IEEE_FP32=x.dtype == torch.float32,
-            UPCAST_BF16=not a8 and x.dtype == torch.bfloat16 and interp,
+            FP32_X=x.dtype == torch.float32,
             BLOCK_M=cfg.block_m,
             BLOCK_N=cfg.block_n,
             BLOCK_KP=cfg.block_kp,

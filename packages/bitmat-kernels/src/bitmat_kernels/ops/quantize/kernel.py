@@ -44,9 +44,11 @@ def _quantize_activations_kernel(
     x_ptr,  # float [M, K]
     xq_ptr,  # int8 [M, K]
     scale_ptr,  # float32 [M]
+    sum_ptr,  # int32 [M]: sum of each token's codes (for the matmul's offset), if WRITE_SUM
     K,
     eps,
     BLOCK_K: tl.constexpr,
+    WRITE_SUM: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * K
@@ -56,21 +58,33 @@ def _quantize_activations_kernel(
     clamped = tl.maximum(absmax, eps).to(tl.float32)
     # correctly rounded division on every target, like torch's tensor / tensor
     s = tl.where(finite, tl.math.div_rn(127.0, clamped), 0.0).to(tl.float32)
+    total = tl.zeros((BLOCK_K,), dtype=tl.int32)
     for k0 in range(0, K, BLOCK_K):
         offs = k0 + tl.arange(0, BLOCK_K)
         v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
-        q = tl.where(finite, quantize_value(v, s), 0.0)
+        q = tl.where(finite, quantize_value(v, s), 0.0).to(tl.int32)
+        total += q
         tl.store(xq_ptr + row * K + offs, q.to(tl.int8), mask=offs < K)
+    if WRITE_SUM:
+        tl.store(sum_ptr + row, tl.sum(total, axis=0))
     tl.store(scale_ptr + row, tl.where(finite, tl.math.div_rn(clamped, 127.0), float("nan")).to(tl.float32))
 
 
-def quantize_activations_triton(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_activations_triton(
+    x: torch.Tensor, eps: float, with_sum: bool = False
+) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x_q, scale) like the reference; with_sum=True also returns each token's int32 sum of codes."""
     k = x.shape[-1]
     flat = x.reshape(-1, k)
     m = flat.shape[0]
     xq = torch.empty(flat.shape, dtype=torch.int8, device=x.device)
     scale = torch.empty(m, dtype=torch.float32, device=x.device)
+    sums = torch.empty(m if with_sum else 1, dtype=torch.int32, device=x.device)
     if m:
         block = min(triton.next_power_of_2(max(k, 16)), 4096)
-        _quantize_activations_kernel[(m,)](flat, xq, scale, k, eps, BLOCK_K=block)
-    return xq.view(x.shape), scale.view(*x.shape[:-1], 1)
+        warps = 4 if block <= 2048 else 8
+        _quantize_activations_kernel[(m,)](
+            flat, xq, scale, sums, k, eps, BLOCK_K=block, WRITE_SUM=with_sum, num_warps=warps
+        )
+    out = xq.view(x.shape), scale.view(*x.shape[:-1], 1)
+    return (*out, sums) if with_sum else out
