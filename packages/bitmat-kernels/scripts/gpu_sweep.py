@@ -139,7 +139,8 @@ def main() -> int:
                     kmod.DECODE_MAX_M = args.decode_max
                     try:
                         t_dec = graph_time_us(
-                            lambda i: linear_triton(x, ws[i % c], sc, k, fmt, ab, None, path="decode"), c)
+                            lambda i: linear_triton(x, ws[i % c], sc, k, fmt, ab, None, path="decode"), c
+                        )
                         emit(dict(kind="decode_at_m", n=n, k=k, m=m, impl=name, us=t_dec, gemm_us=t))
                         print(f"   GEMV at M={m}: {t_dec:.1f} us vs GEMM {t:.1f} us", flush=True)
                     except Exception as e:

@@ -75,9 +75,11 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
     if tuned is not None:
         return tuned
     if m <= 16:
-        return GemmConfig(16, 64, 64, num_warps=4, num_stages=4)
+        return GemmConfig(16, 64, 128, num_warps=4, num_stages=4)
+    if m <= 32:
+        return GemmConfig(32, 64, 128, num_warps=4, num_stages=4)
     if m <= 64:
-        return GemmConfig(64, 64, 64, num_warps=4, num_stages=4)
+        return GemmConfig(64, 64, 128, num_warps=4, num_stages=4)
     if m <= 256:
-        return GemmConfig(128, 128, 32, num_warps=8, num_stages=4)
-    return GemmConfig(128, 256, 32, num_warps=8, num_stages=3)
+        return GemmConfig(128, 128, 64, num_warps=8, num_stages=3)
+    return GemmConfig(128, 256, 64, num_warps=8, num_stages=3)

@@ -11,9 +11,10 @@ Two families, picked by M (tokens):
   each slice into 4 stored codes in one register (shift + mask) and multiplies them against 4 int8
   activations with one dp4a; weight-only turns codes into fp32 with an exponent trick (no int->float
   conversion) and uses FMAs.
-* prefill (larger M): tensor-core GEMM. A [BLOCK_KP, BLOCK_N] tile of bytes unpacks (inline PTX on
-  4 bytes a register) into int8 tiles of stored codes that meet contiguous [BLOCK_M, BLOCK_KP] tiles
-  of activations in one tl.dot each: int8 x int8 -> int32 for A8, bf16/fp16 for weight-only.
+* prefill (larger M): tensor-core GEMM computing y^T = W x^T. A [BLOCK_N, BLOCK_KP] tile of bytes
+  unpacks (inline PTX on 4 bytes a register) into int8 tiles of stored codes that meet contiguous
+  [BLOCK_KP, BLOCK_M] tiles of activations in one tl.dot each: int8 x int8 -> int32 for A8,
+  bf16/fp16 for weight-only.
 
 Under the Triton interpreter (CPU tests) inline PTX cannot run, so the same kernels take a plain
 shift-and-mask path and an emulated dp4a, selected by the USE_PTX constexpr.
@@ -122,8 +123,8 @@ def finish_output(
 
 
 @triton.jit
-def split_dot_fp32(xs, t, acc):
-    """fp32 x int codes at fp32 precision through bf16 tensor cores: x = hi + mid + lo exactly
+def split_dot_fp32(t, xs, acc):
+    """codes @ fp32 x at fp32 precision through bf16 tensor cores: x = hi + mid + lo exactly
     (each a bf16), codes are exact in bf16, products exact, sums in fp32. (Triton's own "ieee"
     fp32 dot fails to compile in some versions.)"""
     hi = xs.to(tl.bfloat16)
@@ -131,9 +132,9 @@ def split_dot_fp32(xs, t, acc):
     mid = r.to(tl.bfloat16)
     lo = (r - mid.to(tl.float32)).to(tl.bfloat16)
     tb = t.to(tl.bfloat16)
-    acc = tl.dot(hi, tb, acc)
-    acc = tl.dot(mid, tb, acc)
-    return tl.dot(lo, tb, acc)
+    acc = tl.dot(tb, hi, acc)
+    acc = tl.dot(tb, mid, acc)
+    return tl.dot(tb, lo, acc)
 
 
 @triton.jit
@@ -172,35 +173,38 @@ def _bitmat_gemm_kernel(
     rm = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
     rj = tl.arange(0, BLOCK_KP)
+    # Weights are the left operand (y^T = W x^T): Hopper's wgmma takes its left operand from
+    # registers, where the codes are unpacked, and the activations from shared memory; and a small
+    # M becomes the instruction's narrow side (the "swap AB" layout for small batches).
     if A8:
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
+        acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.int32)
     else:
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     for j0 in range(0, KP, BLOCK_KP):
         j = j0 + rj
-        p = tl.load(w_ptr + rn[None, :] * KP + j[:, None], mask=(j[:, None] < KP) & (rn[None, :] < N), other=0)
+        p = tl.load(w_ptr + rn[:, None] * KP + j[None, :], mask=(rn[:, None] < N) & (j[None, :] < KP), other=0)
         for s in tl.static_range(8 // BITS):
             k = s * KP + j
-            x_mask = (rm[:, None] < M) & (j[None, :] < KP) & (k[None, :] < K)
-            xs = tl.load(x_ptr + rm[:, None] * K + k[None, :], mask=x_mask, other=0)
-            t = stored_slice(p, s, BITS, USE_PTX)
+            x_mask = (rm[None, :] < M) & (j[:, None] < KP) & (k[:, None] < K)
+            xs = tl.load(x_ptr + rm[None, :] * K + k[:, None], mask=x_mask, other=0)  # [BLOCK_KP, BLOCK_M]
+            t = stored_slice(p, s, BITS, USE_PTX)  # [BLOCK_N, BLOCK_KP]
             if A8:
-                acc = tl.dot(xs, t, acc, out_dtype=tl.int32)
+                acc = tl.dot(t, xs, acc, out_dtype=tl.int32)
             elif not USE_PTX:
                 # interpreter: its bf16 dot is wrong, so every float dot runs in fp32 there
-                acc = tl.dot(xs.to(tl.float32), t.to(tl.float32), acc, input_precision="ieee")
+                acc = tl.dot(t.to(tl.float32), xs.to(tl.float32), acc, input_precision="ieee")
             elif FP32_X:
-                acc = split_dot_fp32(xs, t, acc)
+                acc = split_dot_fp32(t, xs, acc)
             else:
-                acc = tl.dot(xs, t.to(xs.dtype), acc)
-    row_sum = tl.load(row_sum_ptr + rm, mask=rm < M, other=0)[:, None]
+                acc = tl.dot(t.to(xs.dtype), xs, acc)
+    row_sum = tl.load(row_sum_ptr + rm, mask=rm < M, other=0)[None, :]
     if A8:
-        x_scale = tl.load(x_scale_ptr + rm, mask=rm < M, other=0.0)[:, None]
+        x_scale = tl.load(x_scale_ptr + rm, mask=rm < M, other=0.0)[None, :]
     else:
         x_scale = 1.0
-    y = finish_output(acc, row_sum, x_scale, rn[None, :], N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
+    y = finish_output(acc, row_sum, x_scale, rn[:, None], N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
     tl.store(
-        y_ptr + rm[:, None] * N + rn[None, :], y.to(y_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N)
+        y_ptr + rm[None, :] * N + rn[:, None], y.to(y_ptr.dtype.element_ty), mask=(rm[None, :] < M) & (rn[:, None] < N)
     )
 
 
