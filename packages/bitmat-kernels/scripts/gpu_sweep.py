@@ -197,24 +197,15 @@ def main() -> int:
         if "gemm" in args.sweep:
             for m in [b for b in sweep_batches if b > configs.DECODE_MAX_M]:
                 x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen)
-                cands = [
-                    (16, 64, 64, 4, 4),
-                    (16, 128, 64, 4, 4),
-                    (16, 64, 128, 4, 3),
-                    (32, 64, 64, 4, 4),
-                    (64, 64, 64, 4, 4),
-                    (64, 128, 64, 4, 4),
-                    (64, 128, 32, 4, 4),
-                    (128, 128, 32, 8, 4),
-                    (128, 128, 64, 8, 3),
-                    (128, 256, 32, 8, 3),
-                    (128, 256, 64, 8, 3),
-                    (256, 128, 32, 8, 3),
-                    (128, 128, 32, 4, 4),
-                ]
-                for ab in (8, None):
+                # (BLOCK_M tokens, BLOCK_N weight rows, BLOCK_KP, warps, stages)
+                cands = [(16, 64, 128, 4, 4), (16, 128, 128, 4, 3), (16, 64, 256, 4, 3), (16, 128, 64, 4, 4),
+                         (16, 256, 64, 8, 3), (32, 128, 128, 4, 4), (64, 64, 128, 4, 4), (64, 128, 128, 4, 3),
+                         (64, 128, 64, 4, 4), (64, 256, 64, 8, 3), (128, 128, 64, 8, 3), (128, 128, 128, 8, 3),
+                         (256, 128, 64, 8, 3), (128, 256, 64, 8, 3), (128, 256, 32, 8, 4), (256, 128, 128, 8, 3),
+                         (128, 128, 64, 4, 4)]
+                for ab in (8,):
                     for bm, bn, bkp, warps, stages in cands:
-                        if bm > 2 * max(m, 16) or (bm < 64 and m >= 1024):
+                        if bm > 2 * max(m, 16) or (bm < 64 and m >= 1024) or (bm < 32 and m >= 256):
                             continue
                         cfg = configs.GemmConfig(bm, bn, bkp, 8, warps, stages)
                         configs.TUNED_GEMM[(key_gpu, "ternary", ab == 8, configs.m_bucket(m))] = cfg
