@@ -7,6 +7,7 @@ from .convert import replace_linear_with_bitlinear
 from .ffn import BitFFN
 from .linear import BitLinear
 from .mamba import BitMamba, selective_scan
+from .model import BitNetBlock, BitNetConfig, BitNetForCausalLM, BitNetOutput
 from .moe import BitMoE
 from .norm import RMSNorm
 
@@ -16,7 +17,11 @@ __all__ = [
     "BitLinear",
     "BitMamba",
     "BitMoE",
+    "BitNetBlock",
     "BitNetCache",
+    "BitNetConfig",
+    "BitNetForCausalLM",
+    "BitNetOutput",
     "KVCache",
     "MambaCache",
     "RMSNorm",
