@@ -13,6 +13,7 @@ from .auto import register as _register_auto
 from .checkpoint import BitMatCheckpointError, inspect_checkpoint
 from .config import BitMatConfig, BitMatConfigError, Gemma158Config, Llama158Config, Mistral158Config
 from .convert import BitMatConversionError, convert_hf_model, pack_and_drop_latent, prepare_for_training
+from .lora import merge_lora
 from .modeling import (
     BitMatArchitectureError,
     Gemma158ForCausalLM,
@@ -43,6 +44,7 @@ __all__ = [
     "__version__",
     "convert_hf_model",
     "inspect_checkpoint",
+    "merge_lora",
     "pack_and_drop_latent",
     "prepare_for_training",
     "save_pretrained",
