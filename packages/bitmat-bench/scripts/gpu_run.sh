@@ -7,7 +7,8 @@
 #   quick   = kernels on 2 shapes x 4 batches (a 1-2 minute smoke run)
 #   all     = env roofline kernels layers model
 # Output goes under $OUT (default ./out): $OUT/<verb>/results.json, results.csv, summary.md, *.png,
-# plus $OUT/<verb>.log. Extra arguments for the kernels verb: BENCH_ARGS="--shapes llama3-8b --batch 1,16".
+# plus $OUT/<verb>.log, all packed into $OUT/bitmat-bench-results.tgz at the end (PACK=0: no archive;
+# KEEP_FILES=1: keep the folders beside it). Extra arguments for the kernels verb: BENCH_ARGS="--shapes llama3-8b --batch 1,16".
 # Wheels of peers (gemlite, bitmat-tl, ...) found under .whl/ or packages/bitmat-bench/.whl/ are installed
 # with --no-index --no-deps into a private folder; the workspace's packages/*/src go on PYTHONPATH.
 set -uo pipefail
@@ -100,4 +101,13 @@ PYEOF
     *) echo "gpu_run.sh: unknown verb $verb (env roofline kernels quick layers model all)" >&2; status=2 ;;
   esac
 done
+# One archive of everything (the device runner brings back only a few files): unpack it with
+#   tar xzf bitmat-bench-results.tgz
+if [ "${PACK:-1}" = "1" ]; then
+  tar czf "/tmp/bitmat-bench-results.tgz" -C "$OUT" . && mv /tmp/bitmat-bench-results.tgz "$OUT/" \
+    && echo "[gpu_run] packed $OUT/bitmat-bench-results.tgz"
+  if [ "${KEEP_FILES:-0}" != "1" ]; then
+    find "$OUT" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+  fi
+fi
 exit $status

@@ -284,6 +284,11 @@ class GemLite(KernelImpl):
         cls = helper.A8W158_INT_dynamic if self.a8 else helper.A16W158_INT
         weight = prob.codes.to(torch.bfloat16)
         layer = cls(device=str(prob.device), dtype=torch.bfloat16).from_weights(weight, prob.gamma.clone())
+        # gemlite 0.6's A16W158_INT makes its scales on the CPU (no device= in torch.ones): move any such
+        # tensor to the weights' device, which is what its A8W158 helper does.
+        moved = _move_host_tensors(layer, prob.device)
+        if moved:
+            log.info("%s: moved %s from the CPU to %s (gemlite leaves them there)", self.name, moved, prob.device)
         return layer
 
     def copy(self, weights):
@@ -294,6 +299,24 @@ class GemLite(KernelImpl):
 
     def run(self, inp, weights):
         return weights(inp)
+
+
+def _move_host_tensors(module: torch.nn.Module, device: torch.device) -> list[str]:
+    moved = []
+    for name in ("W_q", "scales", "zeros", "bias", "meta_scale"):
+        t = getattr(module, name, None)
+        if isinstance(t, torch.Tensor) and t.device != device:
+            new = t.to(device)
+            try:
+                setattr(
+                    module,
+                    name,
+                    torch.nn.Parameter(new, requires_grad=False) if isinstance(t, torch.nn.Parameter) else new,
+                )
+            except Exception:
+                object.__setattr__(module, name, new)
+            moved.append(name)
+    return moved
 
 
 class BitmatTL(KernelImpl):
@@ -370,7 +393,7 @@ class HFBitLinear(KernelImpl):
     def build(self, prob):
         from transformers.integrations.bitnet import BitLinear, pack_weights
 
-        layer = BitLinear(prob.k, prob.n, bias=False, device=prob.device, dtype=torch.bfloat16)
+        layer = BitLinear(prob.k, prob.n, bias=False, device=prob.device, dtype=torch.bfloat16).to(prob.device)
         with torch.no_grad():
             layer.weight.copy_(pack_weights(prob.codes.clone()))
             layer.weight_scale.fill_(float(1.0 / prob.gamma.item()))
@@ -411,6 +434,7 @@ class HFAutoBitLinear(KernelImpl):
         from transformers.integrations.bitnet import AutoBitLinear
 
         layer = AutoBitLinear(prob.k, prob.n, bias=False, device=prob.device, dtype=torch.bfloat16, online_quant=False)
+        layer = layer.to(device=prob.device, dtype=torch.bfloat16)  # some transformers versions leave it on the CPU
         with torch.no_grad():
             layer.weight.copy_(prob.codes.to(torch.bfloat16))
             layer.weight_scale.fill_(float(prob.gamma.item()))
@@ -508,7 +532,9 @@ def bitmat_tl_quantize_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch
     """bitmat-tl 0.3.7 utils/bitmat.py quantize_activations, verbatim in behaviour (truncation, clamp
     to 128 before the int8 cast): kept here so its package __init__ (bitsandbytes) is not needed."""
     dtype = x.dtype
-    scale = (127 / torch.max(x.abs().max(dim=-1).values, torch.tensor(1e-5, device=x.device))).unsqueeze(-1)
+    # torch.max(absmax, tensor(1e-5)) in the original; clamp_min is the same and copies nothing from the host
+    # (a host-to-device copy would break CUDA-graph capture).
+    scale = (127 / x.abs().max(dim=-1).values.clamp_min(1e-5)).unsqueeze(-1)
     return torch.clamp((x * scale), -127, 128).to(torch.int8), scale.to(dtype)
 
 

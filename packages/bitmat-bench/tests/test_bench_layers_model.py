@@ -1,0 +1,57 @@
+"""`bitmat-bench layers`, `model` and `roofline` on the CPU: small, quick, end to end."""
+
+import json
+import sys
+
+import pytest
+from bitmat_bench.cli import main
+from bitmat_bench.layers import NN_MISSING
+
+
+def test_bench_roofline_cpu(tmp_path):
+    assert main(["roofline", "--cpu", "--out", str(tmp_path), "--replays", "3"]) == 0
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["roofline"]["copy"]["bytes_per_s"] > 0
+    assert doc["roofline"]["bf16"]["ops_per_s"] > 0
+    assert "copy bandwidth" in (tmp_path / "summary.md").read_text()
+
+
+def test_bench_layers_cpu(tmp_path):
+    argv = ["layers", "--cpu", "--out", str(tmp_path), "--layers", "linear,ffn", "--tokens", "2"]
+    assert main([*argv, "--replays", "2", "--warmup", "1", "--no-progress"]) == 0
+    doc = json.loads((tmp_path / "results.json").read_text())
+    recs = doc["records"]
+    assert {r["status"] for r in recs} <= {"ok", "skipped"}
+    torch_ok = [r for r in recs if r["family"] == "torch" and r["status"] == "ok"]
+    assert {(r["layer"], r["phase"]) for r in torch_ok} >= {("linear", "forward"), ("linear", "train")}
+    if doc["impls"]["bitmat-nn"]["status"] == "ok":
+        bit = [r for r in recs if r["family"] == "bitmat-nn"]
+        assert bit and all(r["status"] == "ok" for r in bit)
+        assert all(r["speedup_vs_counterpart"] > 0 for r in bit)
+    assert (tmp_path / "summary.md").is_file()
+
+
+def test_bench_layers_without_bitmat_nn(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "bitmat_nn", None)  # import fails
+    argv = ["layers", "--cpu", "--out", str(tmp_path), "--layers", "linear,attention", "--tokens", "1"]
+    assert main([*argv, "--replays", "2", "--no-train", "--no-progress"]) == 0
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["impls"]["bitmat-nn"]["status"] == "skipped"
+    assert NN_MISSING in doc["impls"]["bitmat-nn"]["reason"]
+    bit = [r for r in doc["records"] if r["family"] == "bitmat-nn"]
+    assert bit and all(r["status"] == "skipped" and r["reason"] == NN_MISSING for r in bit)
+    lin = [r for r in doc["records"] if r["family"] == "torch" and r["layer"] == "linear"]
+    assert lin and lin[0]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_bench_model_cpu(tmp_path):
+    argv = ["model", "--cpu", "--out", str(tmp_path), "--impls", "bf16,bitmat-kernels", "--prompt-len", "4"]
+    assert main([*argv, "--replays", "2", "--warmup", "1", "--no-progress", "--num-layers", "1"]) == 0
+    doc = json.loads((tmp_path / "results.json").read_text())
+    by = {r["impl"]: r for r in doc["records"]}
+    assert by["bf16"]["status"] == "ok", by["bf16"].get("error")
+    assert by["bitmat-kernels"]["status"] == "ok", by["bitmat-kernels"].get("error")
+    assert by["bitmat-kernels"]["weight_bytes"] < by["bf16"]["weight_bytes"]
+    assert by["bitmat-kernels"]["decode_tokens_per_s"] > 0
+    assert "decode_speedup_vs_bf16" in by["bitmat-kernels"]
