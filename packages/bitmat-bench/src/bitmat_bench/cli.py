@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--check-rows", type=int, default=256, help="rows checked against the reference (default 256)")
     k.add_argument("--no-roofline", action="store_true", help="skip the bandwidth/matmul-rate measurement")
     k.add_argument("--max-copies", type=int, default=64, help="cap on the rotated weight copies (default 64)")
+    k.add_argument(
+        "--budget",
+        type=float,
+        default=0.25,
+        help="seconds of timed replays per measurement for slow ops: fewer replays (at least 3) when one "
+        "replay is long (default 0.25; 0 = always --replays)",
+    )
     k.add_argument("--list", action="store_true", help="list implementations, shapes and batches, then exit")
     _common(k)
 
@@ -201,6 +208,7 @@ def _cmd_kernels(args, argv) -> int:
         seed=args.seed,
         max_copies=args.max_copies,
         use_graph=not args.no_graph,
+        budget_s=args.budget if args.budget and args.budget > 0 else None,
         argv=argv,
     )
     writer = run_kernels(cfg)

@@ -45,6 +45,7 @@ class KernelsConfig:
     rotate_factor: float = 2.0
     max_copies: int = 64
     use_graph: bool = True
+    budget_s: float | None = 0.25
     argv: list[str] | None = None
     extra_env: dict = field(default_factory=dict)
 
@@ -277,7 +278,14 @@ def _measure(cfg, impl: KernelImpl, prob: Problem, shape: Shape, m: int, x, weig
             return {**rec, "status": "wrong", "error": why}
         stage = "timing"
         fns = [functools.partial(impl.run, inp, w) for w in weights]
-        t = time_graph(fns, replays=cfg.replays, warmup=cfg.warmup, device=device, use_graph=cfg.use_graph)
+        t = time_graph(
+            fns,
+            replays=cfg.replays,
+            warmup=cfg.warmup,
+            device=device,
+            use_graph=cfg.use_graph,
+            budget_s=cfg.budget_s,
+        )
     except Skip as e:
         return {**rec, "status": "skipped", "reason": str(e)}
     except Exception as e:

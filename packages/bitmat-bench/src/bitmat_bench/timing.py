@@ -145,6 +145,7 @@ def time_graph(
     eager_calls: int | None = None,
     device: torch.device | str | None = None,
     use_graph: bool = True,
+    budget_s: float | None = None,
 ) -> Timing:
     """Per-call time of `fn` (one callable, or one per rotated weight copy: the graph calls each in
     turn). On CUDA: one CUDA graph of all the calls, `warmup` untimed replays, then `replays` timed
@@ -156,7 +157,15 @@ def time_graph(
     warmup = max(0, int(warmup))
     if not _is_cuda(device):
         return _time_cpu(fns, replays=replays, warmup=warmup)
-    return _time_cuda(fns, replays=replays, warmup=warmup, eager=eager, eager_calls=eager_calls, use_graph=use_graph)
+    return _time_cuda(
+        fns,
+        replays=replays,
+        warmup=warmup,
+        eager=eager,
+        eager_calls=eager_calls,
+        use_graph=use_graph,
+        budget_s=budget_s,
+    )
 
 
 def _time_cpu(fns: list[Callable[[], object]], *, replays: int, warmup: int) -> Timing:
@@ -195,20 +204,35 @@ def _time_cuda(
     eager: bool,
     eager_calls: int | None,
     use_graph: bool,
+    budget_s: float | None = None,
 ) -> Timing:
     r = len(fns)
     # Warm up on a side stream (what capture needs: lazy inits, autotuning, workspace allocation).
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
+    passes = max(1, warmup)
     with torch.cuda.stream(side):
-        for _ in range(max(1, warmup)):
+        for i in range(passes):
+            t0 = time.perf_counter()
             for f in fns:
                 f()
+            if budget_s is not None and i == 0:
+                torch.cuda.current_stream().synchronize()
+                if time.perf_counter() - t0 > budget_s / 4:
+                    break  # slow op: one pass is warm enough
     torch.cuda.current_stream().wait_stream(side)
     torch.cuda.synchronize()
 
-    n_eager = eager_calls if eager_calls is not None else max(r, 10)
-    eager_us = time_eager_cuda(fns, n_eager) if eager else None
+    if budget_s is not None:
+        # One eager pass over the copies: the eager time, and the cost of a replay.
+        pass_us = time_eager_cuda(fns, r) * r
+        eager_us = pass_us / r if eager else None
+        fit = int(budget_s * 1e6 / max(pass_us, 1e-3))
+        replays = max(min(3, replays), min(replays, fit))
+        warmup = min(warmup, 1 if fit < 2 * replays else warmup)
+    else:
+        n_eager = eager_calls if eager_calls is not None else max(r, 10)
+        eager_us = time_eager_cuda(fns, n_eager) if eager else None
 
     note = ""
     graph = None
