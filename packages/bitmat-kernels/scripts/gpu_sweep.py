@@ -127,44 +127,43 @@ def main() -> int:
             }
             variants = {k_: v for k_, v in variants.items() if k_ in args.impls.split(",")}
             for name, (ws, c, sc, fmt, ab) in variants.items():
-                # correctness first
-                y = linear_triton(x, ws[0], sc, k, fmt, ab, None)
-                ref = linear_reference(x, ws[0], sc, k, fmt, ab, None, accumulate_dtype=torch.float64)
-                err = ((y.double() - ref).norm() / ref.norm()).item()
-                t = graph_time_us(lambda i: linear_triton(x, ws[i % c], sc, k, fmt, ab, None), c)
-                roof = ws[0].numel() / (bw * 1e12) * 1e6
-                if configs.DECODE_MAX_M < m <= args.decode_max:
-                    import bitmat_kernels.ops.linear.kernel as kmod
-
-                    kmod.DECODE_MAX_M = args.decode_max
+                paths = ["auto"] + (["decode", "gemm"] if m <= args.decode_max else [])
+                for path in paths:
                     try:
-                        t_dec = graph_time_us(
-                            lambda i: linear_triton(x, ws[i % c], sc, k, fmt, ab, None, path="decode"), c
-                        )
-                        emit(dict(kind="decode_at_m", n=n, k=k, m=m, impl=name, us=t_dec, gemm_us=t))
-                        print(f"   GEMV at M={m}: {t_dec:.1f} us vs GEMM {t:.1f} us", flush=True)
+                        import bitmat_kernels.ops.linear.kernel as kmod
+
+                        kmod.DECODE_MAX_M = max(configs.DECODE_MAX_M, args.decode_max if path == "decode" else 0)
+                        y = linear_triton(x, ws[0], sc, k, fmt, ab, None, path=path)
+                        ref = linear_reference(x, ws[0], sc, k, fmt, ab, None, accumulate_dtype=torch.float64)
+                        err = ((y.double() - ref).norm() / ref.norm()).item()
+                        t = graph_time_us(lambda i: linear_triton(x, ws[i % c], sc, k, fmt, ab, None, path=path), c)
                     except Exception as e:
-                        print("   GEMV failed", repr(e)[:200])
-                    kmod.DECODE_MAX_M = configs.DECODE_MAX_M
-                rec = dict(
-                    kind="point",
-                    n=n,
-                    k=k,
-                    m=m,
-                    impl=name,
-                    us=t,
-                    cublas_us=t_cublas,
-                    speedup=t_cublas / t,
-                    roofline_frac=roof / t,
-                    err=err,
-                )
-                emit(rec)
-                rows.append(rec)
-                print(
-                    f"{n}x{k} M={m:5d} {name:8s} {t:9.1f} us  cuBLAS {t_cublas:9.1f} us  "
-                    f"x{t_cublas / t:5.2f}  roof {roof / t:5.1%}  err {err:.1e}",
-                    flush=True,
-                )
+                        emit(dict(kind="point_error", n=n, k=k, m=m, impl=name, path=path, err=repr(e)[:300]))
+                        print(f"{n}x{k} M={m:5d} {name:8s} {path}: FAILED {repr(e)[:150]}", flush=True)
+                        continue
+                    finally:
+                        kmod.DECODE_MAX_M = configs.DECODE_MAX_M
+                    roof = ws[0].numel() / (bw * 1e12) * 1e6
+                    rec = dict(
+                        kind="point",
+                        n=n,
+                        k=k,
+                        m=m,
+                        impl=name,
+                        path=path,
+                        us=t,
+                        cublas_us=t_cublas,
+                        speedup=t_cublas / t,
+                        roofline_frac=roof / t,
+                        err=err,
+                    )
+                    emit(rec)
+                    rows.append(rec)
+                    print(
+                        f"{n}x{k} M={m:5d} {name:8s} {path:6s} {t:9.1f} us  cuBLAS {t_cublas:9.1f} us  "
+                        f"x{t_cublas / t:5.2f}  roof {roof / t:5.1%}  err {err:.1e}",
+                        flush=True,
+                    )
         # config sweeps for the A8 ternary kernels at a few batch sizes
         key_gpu = configs.gpu_key(torch.device("cuda"))
         if f"{n}x{k}" not in args.sweep_shapes.split(","):
@@ -198,11 +197,25 @@ def main() -> int:
             for m in [b for b in sweep_batches if b > configs.DECODE_MAX_M]:
                 x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen)
                 # (BLOCK_M tokens, BLOCK_N weight rows, BLOCK_KP, warps, stages)
-                cands = [(16, 64, 128, 4, 4), (16, 128, 128, 4, 3), (16, 64, 256, 4, 3), (16, 128, 64, 4, 4),
-                         (16, 256, 64, 8, 3), (32, 128, 128, 4, 4), (64, 64, 128, 4, 4), (64, 128, 128, 4, 3),
-                         (64, 128, 64, 4, 4), (64, 256, 64, 8, 3), (128, 128, 64, 8, 3), (128, 128, 128, 8, 3),
-                         (256, 128, 64, 8, 3), (128, 256, 64, 8, 3), (128, 256, 32, 8, 4), (256, 128, 128, 8, 3),
-                         (128, 128, 64, 4, 4)]
+                cands = [
+                    (16, 64, 128, 4, 4),
+                    (16, 128, 128, 4, 3),
+                    (16, 64, 256, 4, 3),
+                    (16, 128, 64, 4, 4),
+                    (16, 256, 64, 8, 3),
+                    (32, 128, 128, 4, 4),
+                    (64, 64, 128, 4, 4),
+                    (64, 128, 128, 4, 3),
+                    (64, 128, 64, 4, 4),
+                    (64, 256, 64, 8, 3),
+                    (128, 128, 64, 8, 3),
+                    (128, 128, 128, 8, 3),
+                    (256, 128, 64, 8, 3),
+                    (128, 256, 64, 8, 3),
+                    (128, 256, 32, 8, 4),
+                    (256, 128, 128, 8, 3),
+                    (128, 128, 64, 4, 4),
+                ]
                 for ab in (8,):
                     for bm, bn, bkp, warps, stages in cands:
                         if bm > 2 * max(m, 16) or (bm < 64 and m >= 1024) or (bm < 32 and m >= 256):

@@ -74,12 +74,20 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
     tuned = TUNED_GEMM.get((gpu_key(device), fmt, a8, m_bucket(m)))
     if tuned is not None:
         return tuned
+    # One step along K covers codes_per_byte * BLOCK_KP columns (128 ternary, 256 binary); shared
+    # memory per stage is about that many activation columns times BLOCK_M, so wide (binary) or
+    # 16-bit (weight-only) activations get fewer stages.
+    stages = 3 if (a8 and fmt == "ternary") else 2
     if m <= 16:
-        return GemmConfig(16, 64, 128, num_warps=4, num_stages=4)
+        return GemmConfig(16, 64, 32, num_warps=4, num_stages=4)
     if m <= 32:
-        return GemmConfig(32, 64, 128, num_warps=4, num_stages=4)
+        return GemmConfig(32, 64, 32, num_warps=4, num_stages=4)
     if m <= 64:
-        return GemmConfig(64, 64, 128, num_warps=4, num_stages=4)
+        return GemmConfig(64, 64, 32, num_warps=4, num_stages=stages + 1)
     if m <= 256:
-        return GemmConfig(128, 128, 64, num_warps=8, num_stages=3)
-    return GemmConfig(128, 256, 64, num_warps=8, num_stages=3)
+        return GemmConfig(128, 128, 32, num_warps=8, num_stages=stages)
+    return GemmConfig(128, 256, 32, num_warps=8, num_stages=stages)
+
+
+SAFE_GEMM = GemmConfig(64, 64, 32, group_m=8, num_warps=4, num_stages=2)
+"""Fits the shared memory of any CUDA GPU Triton supports; used when a chosen config does not."""

@@ -25,11 +25,12 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from triton.runtime.errors import OutOfResources
 
 from ...backend import interpreter_enabled
 from ...formats import BITS_PER_CODE
 from ..quantize.kernel import quantize_activations_triton
-from .configs import DECODE_MAX_M, decode_config, gemm_config
+from .configs import DECODE_MAX_M, SAFE_GEMM, GemmConfig, decode_config, gemm_config
 
 # ------------------------------------------------------------------------------------------------
 # unpacking helpers
@@ -291,6 +292,25 @@ def _bitmat_gemv_kernel(
 # launchers
 
 
+_GEMM_FALLBACK: dict[tuple, GemmConfig] = {}
+
+
+def _launch_gemm(cfg: GemmConfig, args: tuple, fp32_x: bool, common: dict) -> None:
+    m, n = args[7], args[8]
+    grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n),)
+    _bitmat_gemm_kernel[grid](
+        *args,
+        FP32_X=fp32_x,
+        BLOCK_M=cfg.block_m,
+        BLOCK_N=cfg.block_n,
+        BLOCK_KP=cfg.block_kp,
+        GROUP_M=cfg.group_m,
+        num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
+        **common,
+    )
+
+
 def _decode_ok(m: int, k: int, packed: torch.Tensor, a8: bool) -> bool:
     # A8 reads weights and activations as int32 words: every slice must start on a word.
     kp = packed.shape[1]
@@ -357,27 +377,13 @@ def linear_triton(
         else:
             xq, x_scale, row_sum = x2, w_scale, x2.sum(dim=1, dtype=torch.float32)
         cfg = gemm_config(m, n, k, fmt, a8, x.device)
-        grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n),)
-        _bitmat_gemm_kernel[grid](
-            xq,
-            x_scale,
-            row_sum,
-            packed,
-            w_scale,
-            bias_arg,
-            y,
-            m,
-            n,
-            k,
-            kp,
-            w_scale_stride,
-            FP32_X=x.dtype == torch.float32,
-            BLOCK_M=cfg.block_m,
-            BLOCK_N=cfg.block_n,
-            BLOCK_KP=cfg.block_kp,
-            GROUP_M=cfg.group_m,
-            num_warps=cfg.num_warps,
-            num_stages=cfg.num_stages,
-            **common,
-        )
+        args = (xq, x_scale, row_sum, packed, w_scale, bias_arg, y, m, n, k, kp, w_scale_stride)
+        key = (cfg, bits, a8, x.dtype, bias is not None, x.device.index)
+        cfg = _GEMM_FALLBACK.get(key, cfg)
+        try:
+            _launch_gemm(cfg, args, x.dtype == torch.float32, common)
+        except OutOfResources:
+            # A config too large for this GPU's shared memory: use one that fits, and remember.
+            _GEMM_FALLBACK[key] = SAFE_GEMM
+            _launch_gemm(SAFE_GEMM, args, x.dtype == torch.float32, common)
     return y.reshape(*x.shape[:-1], n)
