@@ -173,12 +173,21 @@ def main() -> int:
         if "decode" in args.sweep:
             for m in [b for b in sweep_batches if b <= configs.DECODE_MAX_M]:
                 x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen)
-                for ab, bn, bw_, warps in itertools.product(
-                    (8, None), (4, 8, 16, 32, 64), (32, 64, 128, 256), (2, 4, 8)
-                ):
-                    if args.quick and warps == 2:
+                grid = [
+                    (8, bn, bw_, w_, st, fq)
+                    for bn in (16, 32, 64)
+                    for bw_ in (32, 64, 128)
+                    for w_ in (4, 8)
+                    for st in (1, 3)
+                    for fq in (True, False)
+                ]
+                grid += [(None, bn, bw_, 4, st, False) for bn in (8, 16, 32) for bw_ in (64, 128, 256) for st in (1, 3)]
+                for ab, bn, bw_, warps, stages, fq in grid:
+                    if bn * bw_ * max(m, 1) > 8192:  # register budget; larger tiles crash LLVM or spill
                         continue
-                    cfg = configs.DecodeConfig(block_n=bn, block_w=bw_, num_warps=warps)
+                    cfg = configs.DecodeConfig(
+                        block_n=bn, block_w=bw_, num_warps=warps, num_stages=stages, fused_quant=fq
+                    )
                     configs.TUNED_DECODE[(key_gpu, "ternary", ab == 8, configs.m_bucket(m))] = cfg
                     try:
                         t = graph_time_us(

@@ -203,3 +203,23 @@ def test_kernel_families_match_oracle(triton_backend, path, weight_bits, activat
         return
     y = linear_triton(x, packed, scale, k, fmt, activation_bits, bias, path=path)
     assert_close_to_oracle(y, oracle(x, packed, scale, k, weight_bits, activation_bits, bias), dtype)
+
+
+@pytest.mark.parametrize("fused_quant", [True, False])
+@pytest.mark.parametrize("weight_bits", [1.58, 1])
+def test_decode_quantization_fused_or_separate(triton_backend, monkeypatch, fused_quant, weight_bits):
+    """The GEMV either quantizes activations itself or reads the quantize kernel's output: same result."""
+    import bitmat_kernels.ops.linear.kernel as kernel
+    from bitmat_kernels.ops.linear.configs import DecodeConfig
+
+    monkeypatch.setattr(kernel, "decode_config", lambda *a: DecodeConfig(8, 16, num_stages=1, fused_quant=fused_quant))
+    m, n, k = 3, 21, 64
+    gen = torch.Generator().manual_seed(5)
+    packed, scale = make_layer(n, k, weight_bits, gen=gen)
+    x = torch.randn(m, k, generator=gen).to(torch.bfloat16)
+    x[1, 3] = float("nan")
+    fmt = "ternary" if weight_bits == 1.58 else "binary"
+    y = kernel.linear_triton(x, packed, scale, k, fmt, 8, None, path="decode")
+    ref = oracle(x, packed, scale, k, weight_bits, 8, None)
+    assert torch.isnan(y[1]).all()
+    assert_close_to_oracle(y[[0, 2]], ref[[0, 2]], torch.bfloat16)

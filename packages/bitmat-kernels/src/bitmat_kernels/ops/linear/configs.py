@@ -23,7 +23,8 @@ class DecodeConfig:
     block_n: int
     block_w: int  # A8: int32 words of packed weight per row per step; weight-only: bytes
     num_warps: int = 4
-    num_stages: int = 1
+    num_stages: int = 2
+    fused_quant: bool = True  # A8: quantize activations inside the GEMV (one launch, not two)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ TUNED_GEMM: dict[tuple[str, str, bool, int], GemmConfig] = {}
 
 def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device) -> DecodeConfig:
     if interpreter_enabled():
-        return DecodeConfig(block_n=8, block_w=16)
+        return DecodeConfig(block_n=8, block_w=16, num_stages=1)
     tuned = TUNED_DECODE.get((gpu_key(device), fmt, a8, m_bucket(m)))
     if tuned is not None:
         return tuned

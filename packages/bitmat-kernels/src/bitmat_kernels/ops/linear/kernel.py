@@ -29,7 +29,7 @@ from triton.runtime.errors import OutOfResources
 
 from ...backend import interpreter_enabled
 from ...formats import BITS_PER_CODE
-from ..quantize.kernel import quantize_activations_triton
+from ..quantize.kernel import quantize_activations_triton, quantize_value, token_absmax, token_scales
 from .configs import DECODE_MAX_M, SAFE_GEMM, GemmConfig, decode_config, gemm_config
 
 # ------------------------------------------------------------------------------------------------
@@ -234,6 +234,8 @@ def _bitmat_gemv_kernel(
     BLOCK_M: tl.constexpr,  # next power of two >= M
     BLOCK_N: tl.constexpr,
     BLOCK_W: tl.constexpr,  # A8: int32 words of packed weight per row per step; weight-only: bytes
+    FUSED_QUANT: tl.constexpr = False,  # A8: x_ptr holds float activations, quantized here per program
+    eps=1e-5,
 ):
     pid_n = tl.program_id(0)
     rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
@@ -246,24 +248,54 @@ def _bitmat_gemv_kernel(
         KXW = K // 4  # activation words per token
         ones = tl.full((BLOCK_M, BLOCK_W), 0x01010101, tl.int32)
         acc = tl.zeros((BLOCK_M, BLOCK_N, BLOCK_W), dtype=tl.int32)
-        xsum = tl.zeros((BLOCK_M, BLOCK_W), dtype=tl.int32)
+        if FUSED_QUANT:
+            xsum = tl.zeros((BLOCK_M, 4 * BLOCK_W), dtype=tl.int32)
+            # each program finds every token's absmax itself: x is small and sits in L2
+            absmax = tl.zeros((BLOCK_M,), dtype=tl.float32)
+            for mm in tl.static_range(BLOCK_M):
+                if mm < M:
+                    absmax = tl.where(rm == mm, token_absmax(x_ptr + mm * K, K, 4 * BLOCK_W), absmax)
+            finite, s_tok, scale_tok = token_scales(absmax, eps)
+            finite = finite[:, None]
+            s_tok = s_tok[:, None]
+            scale_tok = scale_tok[:, None]
+        else:
+            xsum = tl.zeros((BLOCK_M, BLOCK_W), dtype=tl.int32)
         for w0 in range(0, KW, BLOCK_W):
             wi = w0 + rw
             words = tl.load(w_ptr + rn[:, None] * KW + wi[None, :], mask=n_ok & (wi[None, :] < KW), other=0)
             for s in tl.static_range(8 // BITS):
                 # binary rows may end in a padding word that has no activation word
                 xi = s * KW + wi
-                xw = tl.load(
-                    x_ptr + rm[:, None] * KXW + xi[None, :],
-                    mask=m_ok & (wi[None, :] < KW) & (xi[None, :] < KXW),
-                    other=0,
-                )
+                if FUSED_QUANT:
+                    # quantize this block of activations here and pack 4 codes a word (their
+                    # bytes do not overlap, so a sum of shifted bytes is their bitwise OR)
+                    within = w0 * 4 + tl.arange(0, 4 * BLOCK_W)
+                    col = s * KP + within
+                    v = tl.load(
+                        x_ptr + rm[:, None] * K + col[None, :],
+                        mask=m_ok & (within[None, :] < KP) & (col[None, :] < K),
+                        other=0.0,
+                    )
+                    q = tl.where(finite, quantize_value(v.to(tl.float32), s_tok), 0.0).to(tl.int32)
+                    qb = tl.reshape(q & 0xFF, (BLOCK_M, BLOCK_W, 4))
+                    xw = tl.sum(qb << (8 * tl.arange(0, 4))[None, None, :], axis=2)
+                    xsum += q.to(tl.int32)
+                else:
+                    xw = tl.load(
+                        x_ptr + rm[:, None] * KXW + xi[None, :],
+                        mask=m_ok & (wi[None, :] < KW) & (xi[None, :] < KXW),
+                        other=0,
+                    )
+                    xsum = dp4a(xw, ones, xsum, USE_PTX)
                 t = (words >> (s * BITS)) & (0x03030303 if BITS == 2 else 0x01010101)
                 acc = dp4a(xw[:, None, :], t[None, :, :], acc, USE_PTX)
-                xsum = dp4a(xw, ones, xsum, USE_PTX)
         total = tl.sum(acc, axis=2)
         row_sum = tl.sum(xsum, axis=1)[:, None]
-        x_scale = tl.load(x_scale_ptr + rm, mask=rm < M, other=0.0)[:, None]
+        if FUSED_QUANT:
+            x_scale = scale_tok
+        else:
+            x_scale = tl.load(x_scale_ptr + rm, mask=rm < M, other=0.0)[:, None]
     else:
         acc = tl.zeros((BLOCK_M, BLOCK_N, BLOCK_W), dtype=tl.float32)
         xsum = tl.zeros((BLOCK_M, BLOCK_W), dtype=tl.float32)
@@ -347,13 +379,15 @@ def linear_triton(
     if use_decode:
         if not _decode_ok(m, k, packed, a8):
             raise ValueError(f"decode path needs 0 < M <= {DECODE_MAX_M} (and K % 16 == 0 for A8), got M={m}, K={k}")
-        if a8:
-            xq, x_scale = quantize_activations_triton(x2, eps)
-        else:
-            xq, x_scale = x2, w_scale  # x_scale unused
         cfg = decode_config(m, n, k, fmt, a8, x.device)
+        fused = a8 and cfg.fused_quant
+        if a8 and not fused:
+            xq, x_scale = quantize_activations_triton(x2, eps)
+            x_arg = xq.view(torch.int32)
+        else:
+            x_arg, x_scale = x2, w_scale  # x_scale unused
         _bitmat_gemv_kernel[(triton.cdiv(n, cfg.block_n),)](
-            xq.view(torch.int32) if a8 else xq,
+            x_arg,
             x_scale,
             packed.view(torch.int32) if a8 else packed,
             w_scale,
@@ -367,6 +401,8 @@ def linear_triton(
             BLOCK_M=triton.next_power_of_2(m),
             BLOCK_N=cfg.block_n,
             BLOCK_W=cfg.block_w,
+            FUSED_QUANT=fused,
+            eps=eps,
             num_warps=cfg.num_warps,
             num_stages=cfg.num_stages,
             **common,

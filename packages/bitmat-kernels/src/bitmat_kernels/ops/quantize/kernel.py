@@ -32,6 +32,19 @@ def token_absmax(x_row_ptr, K, BLOCK_K: tl.constexpr):
 
 
 @triton.jit
+def token_scales(absmax, eps):
+    """(finite, s, scale) for a token of max |x| = absmax: s = 127 / max(absmax, eps) multiplies x,
+    scale = max(absmax, eps) / 127 is stored; a non-finite token gets s = 0 and scale NaN."""
+    finite = absmax < float("inf")  # False for inf and NaN
+    # explicit fp32: the interpreter would otherwise carry the Python float eps as fp64
+    clamped = tl.maximum(absmax, eps).to(tl.float32)
+    # correctly rounded division on every target, like torch's tensor / tensor
+    s = tl.where(finite, tl.math.div_rn(127.0, clamped), 0.0).to(tl.float32)
+    scale = tl.where(finite, tl.math.div_rn(clamped, 127.0), float("nan")).to(tl.float32)
+    return finite, s, scale
+
+
+@triton.jit
 def quantize_value(v, s):
     # clamp before rounding (the bounds are integers, so it is the same) and so the product is
     # never fused with the rounding add into one FMA, which could round differently.
@@ -53,11 +66,7 @@ def _quantize_activations_kernel(
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * K
     absmax = token_absmax(x_row, K, BLOCK_K)
-    finite = absmax < float("inf")  # False for inf and NaN
-    # explicit fp32: the interpreter would otherwise carry the Python float eps as fp64
-    clamped = tl.maximum(absmax, eps).to(tl.float32)
-    # correctly rounded division on every target, like torch's tensor / tensor
-    s = tl.where(finite, tl.math.div_rn(127.0, clamped), 0.0).to(tl.float32)
+    finite, s, scale = token_scales(absmax, eps)
     total = tl.zeros((BLOCK_K,), dtype=tl.int32)
     for k0 in range(0, K, BLOCK_K):
         offs = k0 + tl.arange(0, BLOCK_K)
@@ -67,7 +76,7 @@ def _quantize_activations_kernel(
         tl.store(xq_ptr + row * K + offs, q.to(tl.int8), mask=offs < K)
     if WRITE_SUM:
         tl.store(sum_ptr + row, tl.sum(total, axis=0))
-    tl.store(scale_ptr + row, tl.where(finite, tl.math.div_rn(clamped, 127.0), float("nan")).to(tl.float32))
+    tl.store(scale_ptr + row, scale)
 
 
 def quantize_activations_triton(
