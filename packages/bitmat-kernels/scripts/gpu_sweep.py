@@ -11,7 +11,6 @@ This is the kernel author's tuning tool; published numbers come from bitmat-benc
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import statistics
