@@ -3,9 +3,15 @@
 #
 #   bash packages/bitmat-bench/scripts/gpu_run.sh [VERB...]
 #
-# VERB: env | roofline | kernels | quick | layers | model | all (default: env roofline kernels).
+# VERB: env | roofline | kernels | gemlite | full | quick | layers | model | all (default: env kernels).
+#   kernels = every shape and batch, every implementation but gemlite (~5 min on an H100)
+#   gemlite = cuBLAS + gemlite on GEMLITE_SHAPES (llama3-8b,bitnet-2b) x GEMLITE_BATCH (1,16,64,256):
+#             its autotuning costs ~8 s per (shape, M) on a fresh machine; run llama-70b in another call
+#   full    = the plain `bitmat-bench kernels` (everything; ~25 min, over one device call's limit)
 #   quick   = kernels on 2 shapes x 4 batches (a 1-2 minute smoke run)
-#   all     = env roofline kernels layers model
+#   all     = env kernels layers model
+# Merge the folders of several calls into one result on any machine:
+#   bitmat-bench report out1/kernels out2/gemlite out3/gemlite --out packages/bitmat-bench/results/<gpu>/<date>
 # Output goes under $OUT (default ./out): $OUT/<verb>/results.json, results.csv, summary.md, *.png,
 # plus $OUT/<verb>.log, all packed into $OUT/bitmat-bench-results.tgz at the end (PACK=0: no archive;
 # KEEP_FILES=1: keep the folders beside it). Extra arguments for the kernels verb: BENCH_ARGS="--shapes llama3-8b --batch 1,16".
@@ -49,8 +55,8 @@ export PYTHONUNBUFFERED=1
 export TOKENIZERS_PARALLELISM=false
 
 verbs=( "$@" )
-[ "${#verbs[@]}" -eq 0 ] && verbs=( env roofline kernels )
-if [ "${verbs[0]}" = "all" ]; then verbs=( env roofline kernels layers model ); fi
+[ "${#verbs[@]}" -eq 0 ] && verbs=( env kernels )
+if [ "${verbs[0]}" = "all" ]; then verbs=( env kernels layers model ); fi
 
 status=0
 run() {  # run NAME CMD...: tee the log, keep going on failure
@@ -91,14 +97,25 @@ PYEOF
       ;;
     roofline) run roofline "$PY" -m bitmat_bench roofline --out "$OUT/roofline" ;;
     kernels)
+      # Everything but gemlite, whose autotuning on a fresh machine costs ~8 s per (shape, M): ~5 min.
       # shellcheck disable=SC2086
-      run kernels "$PY" -m bitmat_bench kernels --out "$OUT/kernels" ${BENCH_ARGS:-} ;;
+      run kernels "$PY" -m bitmat_bench kernels --out "$OUT/kernels" --impls all,-gemlite ${BENCH_ARGS:-} ;;
+    gemlite)
+      # gemlite (and cuBLAS, for the ratios) on a subset: GEMLITE_SHAPES / GEMLITE_BATCH override.
+      # shellcheck disable=SC2086
+      run gemlite "$PY" -m bitmat_bench kernels --out "$OUT/gemlite" --impls cublas-bf16,gemlite \
+        --shapes "${GEMLITE_SHAPES:-llama3-8b,bitnet-2b}" --batch "${GEMLITE_BATCH:-1,16,64,256}" \
+        --max-seconds "${GEMLITE_MAX_SECONDS:-500}" ${BENCH_ARGS:-} ;;
+    full)
+      # The plain default command: every implementation, shape and batch (gemlite makes it ~25 min).
+      # shellcheck disable=SC2086
+      run full "$PY" -m bitmat_bench kernels --out "$OUT/full" ${BENCH_ARGS:-} ;;
     quick)
       run quick "$PY" -m bitmat_bench kernels --out "$OUT/quick" --shapes 4096x4096,57344x8192 \
         --batch 1,16,256,4096 ${BENCH_ARGS:-} ;;
     layers) run layers "$PY" -m bitmat_bench layers --out "$OUT/layers" ${LAYERS_ARGS:-} ;;
     model) run model "$PY" -m bitmat_bench model --out "$OUT/model" ${MODEL_ARGS:-} ;;
-    *) echo "gpu_run.sh: unknown verb $verb (env roofline kernels quick layers model all)" >&2; status=2 ;;
+    *) echo "gpu_run.sh: unknown verb $verb (env roofline kernels gemlite full quick layers model all)" >&2; status=2 ;;
   esac
 done
 # One archive of everything (the device runner brings back only a few files): unpack it with

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"bitmat-bench {__version__}")
-    sub = parser.add_subparsers(dest="verb", metavar="{kernels,layers,model,roofline}")
+    sub = parser.add_subparsers(dest="verb", metavar="{kernels,layers,model,roofline,report}")
 
     k = sub.add_parser(
         "kernels",
@@ -151,6 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
     )
     _common(rf)
+
+    rp = sub.add_parser(
+        "report",
+        help="merge results of several runs and rewrite the tables and plots",
+        description=(
+            "Reads one or more result folders (or results.json files) of the same bench, merges their records "
+            "(the first run wins where two measured the same shape, M and implementation) and writes "
+            "results.json, results.csv, summary.md and the plots into --out. With one input it just re-renders."
+        ),
+    )
+    rp.add_argument("inputs", nargs="+", type=Path, help="result folders or results.json files")
+    rp.add_argument("--out", type=Path, required=True, help="output folder")
+    rp.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    rp.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     return parser
 
 
@@ -253,6 +267,20 @@ def _cmd_model(args, argv) -> int:
     return 0 if writer.complete else 130
 
 
+def _cmd_report(args, argv) -> int:
+    from .report import load, merge, write_document
+
+    docs = []
+    for p in args.inputs:
+        try:
+            docs.append(load(p))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"report: cannot read results from {p}: {e}") from e
+    writer = write_document(merge(docs, [str(p) for p in args.inputs]), args.out)
+    print(writer.out / "summary.md")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -263,7 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args)
     with contextlib.suppress(ValueError, OSError):  # not the main thread
         signal.signal(signal.SIGTERM, _on_sigterm)
-    handlers = {"kernels": _cmd_kernels, "layers": _cmd_layers, "model": _cmd_model, "roofline": _cmd_roofline}
+    handlers = {
+        "kernels": _cmd_kernels,
+        "layers": _cmd_layers,
+        "model": _cmd_model,
+        "roofline": _cmd_roofline,
+        "report": _cmd_report,
+    }
     try:
         return handlers[args.verb](args, argv)
     except ValueError as e:

@@ -94,6 +94,8 @@ def _driver_version() -> str | None:
 
 
 def _git_commit() -> str | None:
+    if os.environ.get("BITMAT_BENCH_GIT_COMMIT"):  # for copies of a checkout without .git
+        return os.environ["BITMAT_BENCH_GIT_COMMIT"]
     try:
         here = os.path.dirname(os.path.abspath(__file__))
         out = subprocess.run(

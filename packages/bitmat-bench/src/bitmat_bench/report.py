@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,7 @@ class ResultWriter:
         self.records: list[dict] = []
         self.extra: dict[str, Any] = {}
         self.complete = False
+        self._t0 = time.monotonic()
         self._jsonl = self.out / "results.jsonl"
         self._jsonl.write_text("")
 
@@ -107,6 +109,8 @@ class ResultWriter:
 
     def add(self, record: dict) -> dict:
         record = {"bench": self.bench, **record}
+        if "t_s" not in record:
+            record["t_s"] = round(time.monotonic() - self._t0, 2)
         self.records.append(record)
         try:
             with self._jsonl.open("a") as f:
@@ -475,9 +479,92 @@ def progress_bar(total: int, desc: str, enabled: bool = True):
 
 
 def load(path: str | os.PathLike) -> dict:
-    """Read a results.json back."""
-    with open(path) as f:
+    """Read a results.json back (a folder holding one, or the file)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+    with open(p) as f:
         return json.load(f)
 
 
-__all__ = ["SCHEMA", "ResultWriter", "add_speedups", "load", "plot_kernels", "summary_markdown"]
+_KEY = ("bench", "shape", "m", "impl")
+
+
+def merge(docs: list[dict], sources: list[str] | None = None) -> dict:
+    """One result from several runs of the same bench (e.g. a run without gemlite and a gemlite run):
+    records of the same (shape, M, impl) keep the first run's; implementation statuses prefer "ok";
+    the environment is the first run's, with every run's command and date under `merged_from`."""
+    if not docs:
+        raise ValueError("merge: no results to merge")
+    benches = {d.get("bench") for d in docs}
+    if len(benches) != 1:
+        raise ValueError(f"merge: results of different benches cannot be merged: {sorted(map(str, benches))}")
+    out = {k: v for k, v in docs[0].items() if k != "records"}
+    out["environment"] = dict(docs[0].get("environment") or {})
+    out["merged_from"] = [
+        {
+            "source": (sources[i] if sources else None),
+            "command": (d.get("environment") or {}).get("command"),
+            "date": (d.get("environment") or {}).get("date"),
+            "gpu": (d.get("environment") or {}).get("gpu"),
+            "complete": d.get("complete"),
+        }
+        for i, d in enumerate(docs)
+    ]
+    gpus = {m["gpu"] for m in out["merged_from"]}
+    if len(gpus) > 1:
+        log.warning("merging results from different devices: %s", sorted(map(str, gpus)))
+    out["environment"]["command"] = " && ".join(str(m["command"]) for m in out["merged_from"])
+    impls: dict[str, dict] = {}
+    for d in docs:
+        for name, info in (d.get("impls") or {}).items():
+            if name not in impls or (impls[name].get("status") != "ok" and info.get("status") == "ok"):
+                impls[name] = info
+    out["impls"] = impls
+    out["roofline"] = next((d.get("roofline") for d in docs if d.get("roofline")), None)
+    out["complete"] = all(bool(d.get("complete")) for d in docs)
+    seen: set[tuple] = set()
+    records = []
+    for d in docs:
+        for r in d.get("records", []):
+            key = tuple(r.get(k) for k in _KEY)
+            if key in seen:
+                continue
+            seen.add(key)
+            r = dict(r)
+            r.pop("speedup_vs_cublas", None)
+            r.pop("eager_speedup_vs_cublas", None)
+            records.append(r)
+    order = {name: i for i, name in enumerate(impls)}
+    shapes = list(dict.fromkeys(r.get("shape") for r in records))
+    records.sort(key=lambda r: (shapes.index(r.get("shape")), order.get(r.get("impl"), 999), r.get("m") or 0))
+    out["records"] = records
+    return out
+
+
+def write_document(doc: dict, out_dir: str | os.PathLike) -> ResultWriter:
+    """Write a (merged or loaded) result as results.json/.jsonl/.csv, summary.md and plots."""
+    w = ResultWriter(out_dir, doc.get("bench", "kernels"), doc.get("environment") or {})
+    w.roofline = doc.get("roofline")
+    w.impls = doc.get("impls") or {}
+    w.extra = {
+        k: v
+        for k, v in doc.items()
+        if k not in ("schema", "bench", "complete", "environment", "roofline", "impls", "records")
+    }
+    for r in doc.get("records", []):
+        w.add({k: v for k, v in r.items() if k != "bench"})
+    w.finish(complete=bool(doc.get("complete", True)))
+    return w
+
+
+__all__ = [
+    "SCHEMA",
+    "ResultWriter",
+    "add_speedups",
+    "load",
+    "merge",
+    "plot_kernels",
+    "summary_markdown",
+    "write_document",
+]
