@@ -99,7 +99,8 @@ PYEOF
     kernels)
       # Everything but gemlite, whose autotuning on a fresh machine costs ~8 s per (shape, M): ~5 min.
       # shellcheck disable=SC2086
-      run kernels "$PY" -m bitmat_bench kernels --out "$OUT/kernels" --impls all,-gemlite ${BENCH_ARGS:-} ;;
+      run kernels "$PY" -m bitmat_bench kernels --out "$OUT/kernels" --impls all,-gemlite \
+        --max-seconds "${KERNELS_MAX_SECONDS:-500}" ${BENCH_ARGS:-} ;;
     gemlite)
       # gemlite (and cuBLAS, for the ratios) on a subset: GEMLITE_SHAPES / GEMLITE_BATCH override.
       # shellcheck disable=SC2086
