@@ -32,12 +32,18 @@ def test_linear_real_sizes(n, k, weight_bits, activation_bits, m):
     bias = torch.randn(n, device="cuda", dtype=torch.bfloat16) if m == 16 else None
     fmt = "ternary" if weight_bits == 1.58 else "binary"
     ref = linear_reference(x, packed, scale, k, fmt, activation_bits, bias, accumulate_dtype=torch.float64)
-    for path in ("auto", "decode", "gemm"):
-        if path == "decode" and not _decode_ok(m, k, packed, activation_bits == 8):
-            continue
-        y = linear_triton(x, packed, scale, k, fmt, activation_bits, bias, path=path)
-        assert not torch.isnan(y).any()
-        assert rel_err(y, ref) < 4e-3, (path, rel_err(y, ref))
+    import bitmat_kernels.ops.linear.kernel as kernel
+
+    kernel.DECODE_MAX_M, saved = 4, kernel.DECODE_MAX_M  # exercise the multi-token GEMV too
+    try:
+        for path in ("auto", "decode", "gemm"):
+            if path == "decode" and not _decode_ok(m, k, packed, activation_bits == 8):
+                continue
+            y = linear_triton(x, packed, scale, k, fmt, activation_bits, bias, path=path)
+            assert not torch.isnan(y).any()
+            assert rel_err(y, ref) < 4e-3, (path, rel_err(y, ref))
+    finally:
+        kernel.DECODE_MAX_M = saved
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])

@@ -186,10 +186,13 @@ def test_mixed_devices_are_refused():
 
 @pytest.mark.parametrize("path", ["decode", "gemm"])
 @pytest.mark.parametrize(("weight_bits", "activation_bits"), MODES)
-@pytest.mark.parametrize(("m", "k"), [(1, 64), (4, 96), (3, 60), (2, 32)])
+@pytest.mark.parametrize(("m", "k"), [(1, 64), (4, 96), (3, 60), (2, 32), (1, 640)])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_kernel_families_match_oracle(triton_backend, path, weight_bits, activation_bits, m, k, dtype):
+def test_kernel_families_match_oracle(triton_backend, monkeypatch, path, weight_bits, activation_bits, m, k, dtype):
+    import bitmat_kernels.ops.linear.kernel as kernel
     from bitmat_kernels.ops.linear.kernel import _decode_ok, linear_triton
+
+    monkeypatch.setattr(kernel, "DECODE_MAX_M", 4)  # the GEMV serves several tokens too
 
     n = 19
     gen = torch.Generator().manual_seed(k * 7 + m)
@@ -213,6 +216,7 @@ def test_decode_quantization_fused_or_separate(triton_backend, monkeypatch, fuse
     from bitmat_kernels.ops.linear.configs import DecodeConfig
 
     monkeypatch.setattr(kernel, "decode_config", lambda *a: DecodeConfig(8, 16, num_stages=1, fused_quant=fused_quant))
+    monkeypatch.setattr(kernel, "DECODE_MAX_M", 4)
     m, n, k = 3, 21, 64
     gen = torch.Generator().manual_seed(5)
     packed, scale = make_layer(n, k, weight_bits, gen=gen)

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 import torch
 
 from ...backend import interpreter_enabled
+from ...formats import CODES_PER_BYTE
 
-DECODE_MAX_M = 4
-"""Up to this many tokens the memory-bound GEMV runs; above it the tensor-core GEMM."""
+DECODE_MAX_M = 1
+"""Up to this many tokens the GEMV runs; above it the tensor-core GEMM, which measured faster from
+M = 2 on (H200, NOTES.md v3): with the weights as its wide side, its M = 2..16 cost is the M = 1 cost."""
 
 
 @dataclass(frozen=True)
@@ -64,30 +66,43 @@ def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.devi
     tuned = TUNED_DECODE.get((gpu_key(device), fmt, a8, m_bucket(m)))
     if tuned is not None:
         return tuned
+    # H200 sweeps (NOTES.md): A8 one token 64x64 words, 4 warps, quantization in its own kernel
+    # (fusing it into every program cost more than the launch it saves); weight-only 32x256 bytes.
     if a8:
-        return DecodeConfig(block_n=16, block_w=64, num_warps=4)
-    return DecodeConfig(block_n=16, block_w=128, num_warps=4)
+        return DecodeConfig(block_n=64, block_w=64, num_warps=4, num_stages=1, fused_quant=False)
+    return DecodeConfig(block_n=32, block_w=256, num_warps=4, num_stages=1)
 
 
-def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device) -> GemmConfig:
+def _stages_that_fit(
+    block_m: int, block_n: int, block_kp: int, fmt: str, x_bytes: int, wanted: int, device: torch.device
+) -> int:
+    """Pipeline depth whose shared memory (activation + weight tiles per stage) fits the device."""
+    per_stage = CODES_PER_BYTE[fmt] * block_kp * block_m * x_bytes + block_n * block_kp
+    try:
+        budget = torch.cuda.get_device_properties(device).shared_memory_per_block_optin
+    except (AttributeError, RuntimeError, AssertionError):
+        budget = 99 * 1024
+    budget -= 16 * 1024  # layout conversions and the epilogue also use shared memory
+    return max(1, min(wanted, budget // per_stage))
+
+
+def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device, x_bytes: int = 1) -> GemmConfig:
     if interpreter_enabled():
         return GemmConfig(block_m=16, block_n=32, block_kp=32, num_warps=4, num_stages=1)
     tuned = TUNED_GEMM.get((gpu_key(device), fmt, a8, m_bucket(m)))
     if tuned is not None:
         return tuned
-    # One step along K covers codes_per_byte * BLOCK_KP columns (128 ternary, 256 binary); shared
-    # memory per stage is about that many activation columns times BLOCK_M, so wide (binary) or
-    # 16-bit (weight-only) activations get fewer stages.
-    stages = 3 if (a8 and fmt == "ternary") else 2
+    # Best of the H200 sweep on 28672x4096 (NOTES.md v3); weights are the wide (BLOCK_N) side.
     if m <= 16:
-        return GemmConfig(16, 64, 32, num_warps=4, num_stages=4)
-    if m <= 32:
-        return GemmConfig(32, 64, 32, num_warps=4, num_stages=4)
-    if m <= 64:
-        return GemmConfig(64, 64, 32, num_warps=4, num_stages=stages + 1)
-    if m <= 256:
-        return GemmConfig(128, 128, 32, num_warps=8, num_stages=stages)
-    return GemmConfig(128, 256, 32, num_warps=8, num_stages=stages)
+        bm, bn, bkp, warps, stages = 16, 64, 128, 4, 4
+    elif m <= 32:
+        bm, bn, bkp, warps, stages = 32, 128, 64, 4, 4
+    elif m <= 64:
+        bm, bn, bkp, warps, stages = 64, 128, 64, 4, 4
+    else:
+        bm, bn, bkp, warps, stages = 64, 256, 64, 8, 3
+    stages = _stages_that_fit(bm, bn, bkp, fmt, 1 if a8 else x_bytes, stages, device)
+    return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages)
 
 
 SAFE_GEMM = GemmConfig(64, 64, 32, group_m=8, num_warps=4, num_stages=2)

@@ -243,6 +243,36 @@ def _bitmat_gemv_kernel(
     rw = tl.arange(0, BLOCK_W)
     n_ok = rn[:, None] < N
     m_ok = rm[:, None] < M
+    if A8 and BLOCK_M == 1 and not FUSED_QUANT:
+        # One token: plain 2-D tiles (measured 25% faster than the 3-D form with a unit dimension).
+        KW1 = KP // 4
+        KXW1 = K // 4
+        acc1 = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.int32)
+        xsum1 = tl.zeros((BLOCK_W,), dtype=tl.int32)
+        ones1 = tl.full((BLOCK_W,), 0x01010101, tl.int32)
+        for w0 in range(0, KW1, BLOCK_W):
+            wi = w0 + rw
+            words = tl.load(w_ptr + rn[:, None] * KW1 + wi[None, :], mask=n_ok & (wi[None, :] < KW1), other=0)
+            for s in tl.static_range(8 // BITS):
+                xi = s * KW1 + wi
+                xw = tl.load(x_ptr + xi, mask=(wi < KW1) & (xi < KXW1), other=0)
+                t = (words >> (s * BITS)) & (0x03030303 if BITS == 2 else 0x01010101)
+                acc1 = dp4a(xw[None, :], t, acc1, USE_PTX)
+                xsum1 = dp4a(xw, ones1, xsum1, USE_PTX)
+        y1 = finish_output(
+            tl.sum(acc1, axis=1),
+            tl.sum(xsum1, axis=0),
+            tl.load(x_scale_ptr),
+            rn,
+            N,
+            w_scale_ptr,
+            w_scale_stride,
+            bias_ptr,
+            HAS_BIAS,
+            BITS,
+        )
+        tl.store(y_ptr + rn, y1.to(y_ptr.dtype.element_ty), mask=rn < N)
+        return
     if A8:
         KW = KP // 4  # packed int32 words per row (launcher guarantees KP % 4 == 0)
         KXW = K // 4  # activation words per token
@@ -412,7 +442,7 @@ def linear_triton(
             xq, x_scale, row_sum = quantize_activations_triton(x2, eps, with_sum=True)
         else:
             xq, x_scale, row_sum = x2, w_scale, x2.sum(dim=1, dtype=torch.float32)
-        cfg = gemm_config(m, n, k, fmt, a8, x.device)
+        cfg = gemm_config(m, n, k, fmt, a8, x.device, x_bytes=x.element_size())
         args = (xq, x_scale, row_sum, packed, w_scale, bias_arg, y, m, n, k, kp, w_scale_stride)
         key = (cfg, bits, a8, x.dtype, bias is not None, x.device.index)
         cfg = _GEMM_FALLBACK.get(key, cfg)

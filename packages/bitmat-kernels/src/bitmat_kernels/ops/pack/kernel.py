@@ -59,7 +59,10 @@ def _unpack_kernel(
         else:
             c = stored * 2 - 1
         k = s * KP + cols
-        tl.store(out_ptr + rows[:, None] * K + k[None, :], c.to(tl.int8), mask=row_ok & (k[None, :] < K))
+        # cols past KP belong to no byte of this row: without the mask they would land in the
+        # next slice's columns and overwrite what another program unpacked there
+        ok = row_ok & (cols[None, :] < KP) & (k[None, :] < K)
+        tl.store(out_ptr + rows[:, None] * K + k[None, :], c.to(tl.int8), mask=ok)
 
 
 _BLOCK_R, _BLOCK_J = 16, 64
