@@ -2,9 +2,8 @@
 
 import torch
 from _hf_testing import input_ids, logits
-from transformers import AutoModelForCausalLM
-
 from bitmat_hf import Mistral158ForCausalLM
+from transformers import AutoModelForCausalLM
 
 
 def test_device_map_auto_loads_and_generates(packed_folder):
@@ -18,9 +17,8 @@ def test_device_map_auto_loads_and_generates(packed_folder):
 def test_memory_planning_sees_packed_sizes(packed_folder):
     """The skeleton transformers plans with holds the real packed buffers: 2 bits per weight, not 16 or 32."""
     from accelerate import init_empty_weights
-    from transformers.integrations.accelerate import compute_module_sizes
-
     from bitmat_hf import BitMatConfig, BitMatHfQuantizer
+    from transformers.integrations.accelerate import compute_module_sizes
 
     path, _ = packed_folder
     config = Mistral158ForCausalLM.config_class.from_pretrained(path)

@@ -82,6 +82,7 @@ def default_modules_to_not_convert(model: nn.Module) -> list[str]:
 
 
 def resolve_modules_to_not_convert(model: nn.Module, modules_to_not_convert: Sequence[str] | None) -> list[str]:
+    """The LM head and output embeddings always stay full precision; `modules_to_not_convert` adds to them."""
     if modules_to_not_convert is None:
         return default_modules_to_not_convert(model)
     if isinstance(modules_to_not_convert, str) or not all(isinstance(m, str) for m in modules_to_not_convert):
@@ -89,7 +90,7 @@ def resolve_modules_to_not_convert(model: nn.Module, modules_to_not_convert: Seq
             f"convert_hf_model: argument 'modules_to_not_convert' must be a list of module names, got "
             f"{modules_to_not_convert!r}"
         )
-    return sorted(set(modules_to_not_convert))
+    return sorted(set(modules_to_not_convert) | set(default_modules_to_not_convert(model)))
 
 
 def target_linears(model: nn.Module, skip: Iterable[str]) -> list[tuple[str, nn.Linear]]:

@@ -1,5 +1,6 @@
-"""Offline demo data: an embedded English corpus (written for BitMat, public domain) and a tokenizer built
-from it locally, so the demo and the tests never touch the network."""
+"""Offline demo data, so the demo and the tests never touch the network: an embedded English corpus (written for
+BitMat, public domain), Python's own documentation topics (`pydoc_data`, shipped with CPython) when present, and a
+tokenizer built from them locally."""
 
 from __future__ import annotations
 
@@ -19,6 +20,28 @@ def split_corpus(text: str | None = None, validation_fraction: float = 0.15) -> 
     paragraphs = [p for p in text.split("\n") if p.strip()]
     n_val = max(1, round(len(paragraphs) * validation_fraction))
     return "\n".join(paragraphs[:-n_val]) + "\n", "\n".join(paragraphs[-n_val:]) + "\n"
+
+
+def python_doc_topics() -> list[str]:
+    """The texts of Python's `help()` topics (about 450 KB of English documentation), or [] if not installed."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:  # pragma: no cover - stripped Python installs
+        return []
+    return [topics[k] for k in sorted(topics)]
+
+
+def demo_texts(max_chars: int | None = None, validation_every: int = 10) -> tuple[str, str]:
+    """(train, validation) texts of the demo: the embedded corpus (last paragraphs held out) plus Python's doc
+    topics (every `validation_every`-th topic held out), each capped at `max_chars` characters."""
+    train, val = split_corpus()
+    topics = python_doc_topics()
+    train_parts = [train] + [t for i, t in enumerate(topics) if i % validation_every != validation_every - 1]
+    val_parts = [val] + [t for i, t in enumerate(topics) if i % validation_every == validation_every - 1]
+    train_text, val_text = "\n".join(train_parts), "\n".join(val_parts)
+    if max_chars is not None:
+        train_text, val_text = train_text[:max_chars], val_text[: max(max_chars // 8, 2048)]
+    return train_text, val_text
 
 
 def build_tokenizer(text: str | None = None, vocab_size: int = 384):
@@ -50,4 +73,4 @@ def token_blocks(tokenizer, text: str, block_size: int) -> torch.Tensor:
     return torch.tensor(ids[: n * block_size], dtype=torch.long).view(n, block_size)
 
 
-__all__ = ["build_tokenizer", "demo_corpus", "split_corpus", "token_blocks"]
+__all__ = ["build_tokenizer", "demo_corpus", "demo_texts", "python_doc_topics", "split_corpus", "token_blocks"]

@@ -1,0 +1,377 @@
+"""The `bitmat` command line: `bitmat demo`, `bitmat convert SRC OUT`, `bitmat generate FOLDER --prompt ...`,
+`bitmat info FOLDER`. Errors print one clear line (`bitmat: error: ...`) and exit with status 1; `--debug`
+shows the traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+logger = logging.getLogger("bitmat_hf.cli")
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+)
+
+
+def _weight_bits(value: str) -> float:
+    if value in ("1.58", "1.58b", "ternary", "2"):
+        return 1.58
+    if value in ("1", "1b", "binary"):
+        return 1
+    raise argparse.ArgumentTypeError(f"must be 1.58 (ternary) or 1 (binary), got {value!r}")
+
+
+def _activation_bits(value: str):
+    if value == "8":
+        return 8
+    if value.lower() in ("none", "16", "bf16", "fp16"):
+        return None
+    raise argparse.ArgumentTypeError(f"must be 8 or none (weight-only), got {value!r}")
+
+
+def _dtype(value: str):
+    import torch
+
+    names = {"auto": "auto", "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16}
+    names.update({"bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16})
+    if value not in names:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(names)}, got {value!r}")
+    return names[value]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bitmat",
+        description="1.58-bit (ternary) and 1-bit LLMs with HuggingFace transformers: convert, fine-tune, save, "
+        "load and generate. Start with `bitmat demo`.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="pre-train, convert, fine-tune, save, reload and generate with a small model")
+    d.add_argument("--out", help="folder for the checkpoints (default: a new temporary folder)")
+    d.add_argument("--pretrain-steps", type=int, default=400, help="full-precision pre-training steps (400)")
+    d.add_argument("--qat-steps", type=int, default=200, help="quantization-aware fine-tuning steps (200)")
+    d.add_argument("--max-chars", type=int, default=None, help="cap the training text (characters)")
+    d.add_argument("--hidden-size", type=int, default=96)
+    d.add_argument("--layers", type=int, default=2)
+    d.add_argument("--prompt", default="The river")
+    d.add_argument("--new-tokens", type=int, default=40)
+    d.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    d.add_argument("--seed", type=int, default=0)
+
+    c = sub.add_parser("convert", help="convert a full-precision transformers model folder to a packed BitMat one")
+    c.add_argument("src", help="folder of a full-precision transformers causal LM (safetensors)")
+    c.add_argument("out", help="new folder for the BitMat checkpoint")
+    c.add_argument("--weight-bits", type=_weight_bits, default=1.58, help="1.58 (ternary, default) or 1 (binary)")
+    c.add_argument("--activation-bits", type=_activation_bits, default=8, help="8 (default) or none (weight-only)")
+    c.add_argument("--per-channel", action="store_true", help="one weight scale per output row")
+    c.add_argument(
+        "--skip", action="append", default=None, metavar="MODULE", help="module to keep in full precision (repeat)"
+    )
+    c.add_argument("--keep-latent", action="store_true", help="save the latent full-precision weights (to train)")
+    c.add_argument("--dtype", type=_dtype, default="auto", help="dtype of the unconverted parts (auto)")
+    c.add_argument("--force", action="store_true", help="replace OUT if it exists")
+
+    g = sub.add_parser("generate", help="generate text with a BitMat (or any transformers) model folder")
+    g.add_argument("folder")
+    g.add_argument("--prompt", required=True)
+    g.add_argument("--max-new-tokens", type=int, default=50)
+    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    g.add_argument("--top-k", type=int, default=50)
+    g.add_argument("--device", help="cpu, cuda, auto (device_map='auto') ...")
+
+    i = sub.add_parser("info", help="show a BitMat checkpoint: layers, bits, sizes, format version")
+    i.add_argument("folder")
+    i.add_argument("--layers", action="store_true", help="list every packed layer")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    return p
+
+
+# ----------------------------------------------------------------------------------------------- commands
+
+
+def cmd_demo(args) -> int:
+    from .demo import DemoSettings, format_table, run_demo
+
+    settings = DemoSettings(
+        pretrain_steps=args.pretrain_steps,
+        qat_steps=args.qat_steps,
+        max_chars=args.max_chars,
+        hidden_size=args.hidden_size,
+        num_layers=args.layers,
+        prompt=args.prompt,
+        new_tokens=args.new_tokens,
+        device=args.device,
+        seed=args.seed,
+        out=args.out,
+    )
+    for name in ("pretrain_steps", "qat_steps", "hidden_size", "num_layers", "new_tokens"):
+        if getattr(settings, name) < 1:
+            raise ValueError(f"demo: --{name.replace('_', '-')} must be at least 1, got {getattr(settings, name)}")
+    if settings.hidden_size % 4:
+        raise ValueError(f"demo: --hidden-size must be a multiple of 4 (4 heads), got {settings.hidden_size}")
+    result = run_demo(settings)
+    sys.stdout.write(format_table(result) + "\n")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from transformers import AutoModelForCausalLM, PretrainedConfig
+
+    from .checkpoint import checkpoint_files
+    from .config import BitMatConfig
+    from .modeling import MODEL_158_FOR_MODEL_TYPE
+
+    src, out = Path(args.src), Path(args.out)
+    checkpoint_files(src)  # clear error for a missing folder or pickled weights, before anything else
+    cfg, _ = PretrainedConfig.get_config_dict(str(src))
+    q = cfg.get("quantization_config")
+    if q is not None:
+        raise ValueError(
+            f"convert: {str(src)!r} is already quantized ({q.get('quant_method')!r}); give its full-precision original"
+        )
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise FileExistsError(
+            f"convert: output folder {str(out)!r} exists and is not empty (use --force to replace it)"
+        )
+    qc = BitMatConfig(
+        weight_bits=args.weight_bits,
+        activation_bits=args.activation_bits,
+        per_channel=args.per_channel,
+        modules_to_not_convert=args.skip,
+        keep_latent_weights=args.keep_latent,
+    )
+    model_type = cfg.get("model_type")
+    cls = MODEL_158_FOR_MODEL_TYPE.get(model_type, AutoModelForCausalLM)
+    t0 = time.perf_counter()
+    logger.info("loading %s (%s) and quantizing it while loading", src, model_type)
+    model = cls.from_pretrained(str(src), quantization_config=qc, dtype=args.dtype)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        from .modeling import save_pretrained
+
+        save_pretrained(model, tmp, keep_latent_weights=args.keep_latent)
+        for name in TOKENIZER_FILES:
+            if (src / name).is_file():
+                shutil.copy2(src / name, tmp / name)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    info = _info(out)
+    sys.stdout.write(
+        f"converted {src} -> {out} in {time.perf_counter() - t0:.1f} s: {type(model).__name__}, "
+        f"{info['bitlinear_layers']} BitLinear layers at {qc.weight_bits} bits, "
+        f"{_size(info['file_bytes'])} on disk ({info['checkpoint_format']})\n"
+    )
+    return 0
+
+
+def cmd_generate(args) -> int:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .checkpoint import inspect_checkpoint
+
+    folder = Path(args.folder)
+    inspect_checkpoint(folder)
+    if args.max_new_tokens < 1:
+        raise ValueError(f"generate: --max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    except Exception as e:
+        raise ValueError(f"generate: no usable tokenizer in {str(folder)!r} ({e})") from None
+    kwargs = {}
+    if args.device == "auto":
+        kwargs["device_map"] = "auto"
+    model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
+    if args.device not in (None, "auto"):
+        model = model.to(args.device)
+    elif args.device is None and torch.cuda.is_available():
+        model = model.to("cuda")
+    model.eval()
+    device = next(model.parameters()).device
+    enc = tokenizer(args.prompt, return_tensors="pt").to(device)
+    gen = dict(max_new_tokens=args.max_new_tokens, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+    if args.temperature > 0:
+        gen.update(do_sample=True, temperature=args.temperature, top_k=args.top_k)
+    else:
+        gen.update(do_sample=False)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        out = model.generate(**enc, **gen)
+    dt = time.perf_counter() - t0
+    n = out.shape[1] - enc["input_ids"].shape[1]
+    sys.stdout.write(tokenizer.decode(out[0], skip_special_tokens=True) + "\n")
+    logger.warning("%d tokens in %.2f s (%.1f tokens/s) on %s", n, dt, n / dt if dt else 0.0, device)
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _info(folder: Path) -> dict:
+    from .checkpoint import inspect_checkpoint
+    from .config import BitMatConfig
+
+    ci = inspect_checkpoint(folder)
+    cfg = ci.config
+    layers = []
+    packed_bytes = other_bytes = 0
+    in_features = _in_features(cfg)
+    for name, t in sorted(ci.tensors.items()):
+        if name.endswith(".packed_weight"):
+            prefix = name[: -len(".packed_weight")]
+            scale = ci.tensors.get(prefix + ".weight_scale")
+            k = in_features.get(prefix)
+            layers.append(
+                {
+                    "name": prefix,
+                    "out_features": t.shape[0],
+                    "in_features": k,
+                    "packed_shape": list(t.shape),
+                    "scale_shape": list(scale.shape) if scale else None,
+                    "bytes": t.nbytes + (scale.nbytes if scale else 0),
+                }
+            )
+            packed_bytes += t.nbytes + (scale.nbytes if scale else 0)
+        elif not name.endswith(".weight_scale"):
+            other_bytes += t.nbytes
+    q = BitMatConfig.coerce(ci.quantization_config) if ci.is_bitmat else None
+    latent_layers = []
+    if q is not None and q.checkpoint_format == "latent":
+        latent_layers = [n for n in in_features if n + ".weight" in ci.tensors]
+    return {
+        "folder": str(folder),
+        "model_type": cfg.get("model_type"),
+        "architectures": cfg.get("architectures"),
+        "bitmat": ci.is_bitmat,
+        "format_version": q.format_version if q else None,
+        "checkpoint_format": q.checkpoint_format if q else "full precision",
+        "weight_bits": q.weight_bits if q else None,
+        "activation_bits": q.activation_bits if q else None,
+        "per_channel": q.per_channel if q else None,
+        "modules_to_not_convert": q.modules_to_not_convert if q else None,
+        "bitlinear_layers": len(layers) or len(latent_layers),
+        "packed_bytes": packed_bytes,
+        "full_precision_bytes": other_bytes,
+        "bf16_equivalent_bytes_of_packed_layers": sum(2 * x["out_features"] * (x["in_features"] or 0) for x in layers),
+        "file_bytes": sum(f.stat().st_size for f in ci.files),
+        "files": [f.name for f in ci.files],
+        "layers": layers,
+    }
+
+
+def _in_features(cfg: dict) -> dict[str, int]:
+    """in_features of every linear layer, from a meta-device skeleton of the model (no weights allocated)."""
+    try:
+        import torch
+        from accelerate import init_empty_weights
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        cfg = {k: v for k, v in cfg.items() if k != "quantization_config"}
+        config = AutoConfig.for_model(**cfg)
+        with init_empty_weights():
+            model = AutoModelForCausalLM.from_config(config)
+        return {n: m.in_features for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    except Exception as e:  # informational only
+        logger.debug("could not build a skeleton for in_features: %s", e)
+        return {}
+
+
+def cmd_info(args) -> int:
+    info = _info(Path(args.folder))
+    if args.json:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+        return 0
+    lines = [
+        f"folder:               {info['folder']}",
+        f"model type:           {info['model_type']} ({', '.join(info['architectures'] or [])})",
+        f"BitMat checkpoint:    {'yes' if info['bitmat'] else 'no (full precision)'}",
+    ]
+    if info["bitmat"]:
+        act = info["activation_bits"] if info["activation_bits"] is not None else "none (weight-only)"
+        lines += [
+            f"format version:       {info['format_version']}",
+            f"stored weights:       {info['checkpoint_format']}",
+            f"weight bits:          {info['weight_bits']}{' (per-channel scales)' if info['per_channel'] else ''}",
+            f"activation bits:      {act}",
+            f"kept full precision:  {', '.join(info['modules_to_not_convert'] or []) or '-'}",
+            f"BitLinear layers:     {info['bitlinear_layers']}",
+            f"packed layers:        {_size(info['packed_bytes'])} "
+            f"(bf16 would be {_size(info['bf16_equivalent_bytes_of_packed_layers'])})",
+            f"full-precision rest:  {_size(info['full_precision_bytes'])}",
+        ]
+    lines.append(f"files:                {', '.join(info['files'])} ({_size(info['file_bytes'])})")
+    if args.layers:
+        w = max((len(x["name"]) for x in info["layers"]), default=4)
+        lines.append("")
+        lines.append(f"{'layer'.ljust(w)}  {'out':>6} {'in':>6}  packed      bytes")
+        for x in info["layers"]:
+            lines.append(
+                f"{x['name'].ljust(w)}  {x['out_features']:>6} {x['in_features'] or '?':>6}  "
+                f"{'x'.join(map(str, x['packed_shape'])):<10} {x['bytes']:>6}"
+            )
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "convert": cmd_convert, "generate": cmd_generate, "info": cmd_info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    if args.no_progress:
+        hf_logging.disable_progress_bar()
+    if args.command == "demo" and not args.verbose:
+        logging.getLogger("bitmat_hf").setLevel(logging.INFO)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        sys.stderr.write("bitmat: interrupted\n")
+        return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        sys.stderr.write(f"bitmat: error: {msg}\n")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
