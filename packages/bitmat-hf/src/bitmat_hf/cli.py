@@ -342,12 +342,18 @@ def cmd_info(args) -> int:
     return 0
 
 
+GLOBAL_FLAGS = ("-v", "--verbose", "--debug", "--no-progress")
+
 COMMANDS = {"demo": cmd_demo, "convert": cmd_convert, "generate": cmd_generate, "info": cmd_info}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The global flags are accepted after the command too (`bitmat demo --no-progress`).
+    flags = [a for a in argv if a in GLOBAL_FLAGS]
+    rest = [a for a in argv if a not in GLOBAL_FLAGS]
+    args = parser.parse_args(flags + rest)
     if args.command is None:
         parser.print_help()
         return 0
