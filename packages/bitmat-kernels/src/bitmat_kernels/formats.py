@@ -17,8 +17,6 @@ product against a contiguous block of activations: no register shuffles.
 
 from __future__ import annotations
 
-import math
-
 FORMAT_VERSION = 1
 """Written into every saved checkpoint; readers refuse versions they do not know."""
 
@@ -35,7 +33,8 @@ def weight_format(weight_bits: float, fn: str = "bitmat_kernels") -> str:
     """Map the public `weight_bits` (1.58 or 1) to a format name."""
     if isinstance(weight_bits, bool) or not isinstance(weight_bits, (int, float)):
         raise TypeError(f"{fn}: argument 'weight_bits' must be 1.58 or 1, got {weight_bits!r}")
-    if math.isclose(weight_bits, 1.58, abs_tol=1e-6) or weight_bits == 2:
+    # plain arithmetic, not math.isclose: torch.compile (2.11) cannot trace math.isclose
+    if abs(weight_bits - 1.58) < 1e-6 or weight_bits == 2:
         return TERNARY
     if weight_bits == 1:
         return BINARY
