@@ -11,6 +11,7 @@ import functools
 from dataclasses import dataclass
 
 import torch
+import triton
 
 from ...backend import interpreter_enabled
 from ...formats import CODES_PER_BYTE
@@ -37,6 +38,8 @@ class GemmConfig:
     group_m: int = 8
     num_warps: int = 4
     num_stages: int = 3
+    split_k: int = 1  # >1: K shared among programs (small M and N), partial sums reduced in order
+    fast_cvt: bool = True  # weight-only: PTX byte permutes turn codes into bf16/fp16
 
 
 def m_bucket(m: int) -> int:
@@ -101,9 +104,26 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         bm, bn, bkp, warps, stages = 64, 128, 64, 4, 4
     else:
         bm, bn, bkp, warps, stages = 64, 256, 64, 8, 3
+    # Fill the GPU: narrower weight tiles, then split-K, while the tiles are fewer than the SMs.
+    sms = _sm_count(device)
+    while bn > 64 and triton.cdiv(m, bm) * triton.cdiv(n, bn) < sms:
+        bn //= 2
+    tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
+    split_k = 1
+    kp = -(-k // CODES_PER_BYTE[fmt])
+    while tiles * split_k * 2 <= sms and kp // (split_k * 2) >= 4 * bkp and split_k < 8:
+        split_k *= 2
     stages = _stages_that_fit(bm, bn, bkp, fmt, 1 if a8 else x_bytes, stages, device)
-    return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages)
+    return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k)
 
 
-SAFE_GEMM = GemmConfig(64, 64, 32, group_m=8, num_warps=4, num_stages=2)
+@functools.lru_cache(maxsize=16)
+def _sm_count(device: torch.device) -> int:
+    try:
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    except (AssertionError, RuntimeError):
+        return 132
+
+
+SAFE_GEMM = GemmConfig(64, 64, 32, group_m=8, num_warps=4, num_stages=2, fast_cvt=False)
 """Fits the shared memory of any CUDA GPU Triton supports; used when a chosen config does not."""

@@ -22,15 +22,21 @@ shift-and-mask path and an emulated dp4a, selected by the USE_PTX constexpr.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 import torch
 import triton
 import triton.language as tl
+from triton.compiler.errors import CompilationError
 from triton.runtime.errors import OutOfResources
 
 from ...backend import interpreter_enabled
 from ...formats import BITS_PER_CODE
 from ..quantize.kernel import quantize_activations_triton, quantize_value, token_absmax, token_scales
 from .configs import DECODE_MAX_M, SAFE_GEMM, GemmConfig, decode_config, gemm_config
+
+logger = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------------------------------
 # unpacking helpers
@@ -104,6 +110,33 @@ def dp4a(a, b, c, USE_PTX: tl.constexpr):
 
 
 @triton.jit
+def stored_to_half(t, dtype: tl.constexpr):
+    """int8 stored codes (0..2) -> bf16/fp16 of the same value, 4 codes a register: each byte is
+    placed under the exponent byte of 2**7 (bf16, 0x43) or 2**10 (fp16, 0x64), whose last mantissa
+    bit is worth 1, and the power of two is subtracted: 2 permutes and 2 subtractions per 4 codes."""
+    if dtype == tl.bfloat16:
+        return tl.inline_asm_elementwise(
+            "{ .reg .b32 lo, hi; prmt.b32 lo, $2, 0x43434343, 0x5150; prmt.b32 hi, $2, 0x43434343, 0x5352; "
+            "sub.rn.bf16x2 $0, lo, 0x43004300; sub.rn.bf16x2 $1, hi, 0x43004300; }",
+            "=r,=r,r",
+            [t],
+            tl.bfloat16,
+            True,
+            4,
+        )
+    else:
+        return tl.inline_asm_elementwise(
+            "{ .reg .b32 lo, hi; prmt.b32 lo, $2, 0x64646464, 0x5150; prmt.b32 hi, $2, 0x64646464, 0x5352; "
+            "sub.rn.f16x2 $0, lo, 0x64006400; sub.rn.f16x2 $1, hi, 0x64006400; }",
+            "=r,=r,r",
+            [t],
+            tl.float16,
+            True,
+            4,
+        )
+
+
+@triton.jit
 def finish_output(
     acc, row_sum, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS: tl.constexpr, BITS: tl.constexpr
 ):
@@ -161,8 +194,12 @@ def _bitmat_gemm_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_KP: tl.constexpr,
     GROUP_M: tl.constexpr,  # programs sharing a weight column block run close in time (L2 reuse)
+    SPLIT_K: tl.constexpr = 1,  # >1: each program sums a 1/SPLIT_K share of K into ws_ptr, unscaled
+    FAST_CVT: tl.constexpr = False,  # weight-only bf16/fp16: codes -> 16-bit floats with PTX byte permutes
+    ws_ptr=None,  # [SPLIT_K, M, N] int32/float32 partial sums (SPLIT_K > 1)
 ):
     pid = tl.program_id(0)
+    pid_k = tl.program_id(1)
     num_m = tl.cdiv(M, BLOCK_M)
     num_n = tl.cdiv(N, BLOCK_N)
     group = GROUP_M * num_n
@@ -181,12 +218,16 @@ def _bitmat_gemm_kernel(
         acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.int32)
     else:
         acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-    for j0 in range(0, KP, BLOCK_KP):
+    # this program's share of the packed bytes along K (all of them without split-K)
+    k_chunk = tl.cdiv(tl.cdiv(KP, SPLIT_K), BLOCK_KP) * BLOCK_KP
+    j_start = pid_k * k_chunk
+    j_end = tl.minimum(KP, j_start + k_chunk)
+    for j0 in range(j_start, j_end, BLOCK_KP):
         j = j0 + rj
-        p = tl.load(w_ptr + rn[:, None] * KP + j[None, :], mask=(rn[:, None] < N) & (j[None, :] < KP), other=0)
+        p = tl.load(w_ptr + rn[:, None] * KP + j[None, :], mask=(rn[:, None] < N) & (j[None, :] < j_end), other=0)
         for s in tl.static_range(8 // BITS):
             k = s * KP + j
-            x_mask = (rm[None, :] < M) & (j[:, None] < KP) & (k[:, None] < K)
+            x_mask = (rm[None, :] < M) & (j[:, None] < j_end) & (k[:, None] < K)
             xs = tl.load(x_ptr + rm[None, :] * K + k[:, None], mask=x_mask, other=0)  # [BLOCK_KP, BLOCK_M]
             t = stored_slice(p, s, BITS, USE_PTX)  # [BLOCK_N, BLOCK_KP]
             if A8:
@@ -196,17 +237,50 @@ def _bitmat_gemm_kernel(
                 acc = tl.dot(t.to(tl.float32), xs.to(tl.float32), acc, input_precision="ieee")
             elif FP32_X:
                 acc = split_dot_fp32(t, xs, acc)
+            elif FAST_CVT:
+                acc = tl.dot(stored_to_half(t, xs.dtype), xs, acc)
             else:
                 acc = tl.dot(t.to(xs.dtype), xs, acc)
+    out_mask = (rm[None, :] < M) & (rn[:, None] < N)
+    if SPLIT_K > 1:
+        tl.store(ws_ptr + (pid_k * M + rm[None, :]) * N + rn[:, None], acc, mask=out_mask)
+        return
     row_sum = tl.load(row_sum_ptr + rm, mask=rm < M, other=0)[None, :]
     if A8:
         x_scale = tl.load(x_scale_ptr + rm, mask=rm < M, other=0.0)[None, :]
     else:
         x_scale = 1.0
     y = finish_output(acc, row_sum, x_scale, rn[:, None], N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
-    tl.store(
-        y_ptr + rm[None, :] * N + rn[:, None], y.to(y_ptr.dtype.element_ty), mask=(rm[None, :] < M) & (rn[:, None] < N)
-    )
+    tl.store(y_ptr + rm[None, :] * N + rn[:, None], y.to(y_ptr.dtype.element_ty), mask=out_mask)
+
+
+@triton.jit
+def _split_k_finish_kernel(
+    ws_ptr,  # [SPLIT_K, M, N] partial sums
+    x_scale_ptr,
+    row_sum_ptr,
+    w_scale_ptr,
+    bias_ptr,
+    y_ptr,
+    M,
+    N,
+    w_scale_stride,
+    HAS_BIAS: tl.constexpr,
+    BITS: tl.constexpr,
+    A8: tl.constexpr,
+    SPLIT_K: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    """Sums the split-K partials in a fixed order (deterministic) and applies the epilogue."""
+    m = tl.program_id(0).to(tl.int64)
+    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    acc = tl.load(ws_ptr + m * N + rn, mask=rn < N, other=0)
+    for s in tl.static_range(1, SPLIT_K):
+        acc += tl.load(ws_ptr + (s * M + m) * N + rn, mask=rn < N, other=0)
+    row_sum = tl.load(row_sum_ptr + m)
+    x_scale = tl.load(x_scale_ptr + m) if A8 else 1.0
+    y = finish_output(acc, row_sum, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
+    tl.store(y_ptr + m * N + rn, y.to(y_ptr.dtype.element_ty), mask=rn < N)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -447,9 +521,12 @@ def linear_triton(
         key = (cfg, bits, a8, x.dtype, bias is not None, x.device.index)
         cfg = _GEMM_FALLBACK.get(key, cfg)
         try:
-            _launch_gemm(cfg, args, x.dtype == torch.float32, common)
-        except OutOfResources:
-            # A config too large for this GPU's shared memory: use one that fits, and remember.
-            _GEMM_FALLBACK[key] = SAFE_GEMM
-            _launch_gemm(SAFE_GEMM, args, x.dtype == torch.float32, common)
+            _launch_gemm(cfg, args, x.dtype, common)
+        except (OutOfResources, CompilationError) as err:
+            # A config this GPU or Triton version cannot run (too much shared memory, or PTX it
+            # rejects): fall back to plain conversions and a small tile, say so once, remember.
+            safe = dataclasses.replace(SAFE_GEMM, split_k=cfg.split_k)
+            logger.warning("bitmat_linear: GEMM config %s failed (%s); using %s", cfg, type(err).__name__, safe)
+            _GEMM_FALLBACK[key] = safe
+            _launch_gemm(safe, args, x.dtype, common)
     return y.reshape(*x.shape[:-1], n)
