@@ -13,6 +13,7 @@ from .auto import register as _register_auto
 from .checkpoint import BitMatCheckpointError, inspect_checkpoint
 from .config import BitMatConfig, BitMatConfigError, Gemma158Config, Llama158Config, Mistral158Config
 from .convert import BitMatConversionError, convert_hf_model, pack_and_drop_latent, prepare_for_training
+from .generation import GraphGreedyDecoder, prepare_for_fast_generation
 from .lora import merge_lora
 from .modeling import (
     BitMatArchitectureError,
@@ -37,6 +38,7 @@ __all__ = [
     "BitMatHfQuantizer",
     "Gemma158Config",
     "Gemma158ForCausalLM",
+    "GraphGreedyDecoder",
     "Llama158Config",
     "Llama158ForCausalLM",
     "Mistral158Config",
@@ -46,6 +48,7 @@ __all__ = [
     "inspect_checkpoint",
     "merge_lora",
     "pack_and_drop_latent",
+    "prepare_for_fast_generation",
     "prepare_for_training",
     "save_pretrained",
 ]
