@@ -1,0 +1,119 @@
+"""Fast generation (static cache + CUDA graphs) on the CPU: the same tokens as the dynamic-cache eager path."""
+
+import bitmat_hf
+import pytest
+import torch
+from _hf_testing import VOCAB, input_ids, make_model
+from bitmat_hf.generation import GraphGreedyDecoder, _pad_after_eos, _regional_targets, prepare_for_fast_generation
+
+
+def _mistral158(seed: int = 0):
+    model = bitmat_hf.convert_hf_model(make_model("mistral", seed=seed), show_progress=False)
+    model.eval()
+    # No early stop: every path generates exactly max_new_tokens tokens.
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    return model
+
+
+def _eager_dynamic(model, ids, n):
+    with torch.no_grad():
+        return model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False, cache_implementation="dynamic"
+        )
+
+
+def test_hf_generation_static_generate_matches_dynamic_eager():
+    model = _mistral158()
+    assert isinstance(model, bitmat_hf.Mistral158ForCausalLM)
+    ids = input_ids(batch=2, length=7)
+    ref = _eager_dynamic(model, ids, 10)  # latent weights, dynamic cache, eager
+    out = prepare_for_fast_generation(model, max_batch_size=2, max_cache_len=32)
+    assert out is model
+    layers = bitmat_hf.convert.bitlinear_modules(model)
+    assert layers and all(m.weight is None for _, m in layers)  # packed only
+    gc = model.generation_config
+    assert gc.cache_implementation == "static" and gc.max_cache_len == 32
+    assert gc.compile_config is None  # nothing to compile on the CPU
+    assert model._bitmat_fast_generation["dropped_latent_layers"] == len(layers)
+    with torch.no_grad():
+        got = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False)
+        again = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False)
+    assert got.shape == (2, 17)
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    torch.testing.assert_close(again, ref, rtol=0, atol=0)
+    assert not model.training  # generate did not bring latent weights back
+
+
+def test_hf_generation_graph_decoder_matches_generate():
+    model = _mistral158(seed=3)
+    ids = input_ids(batch=3, length=5, seed=4)
+    ref = _eager_dynamic(model, ids, 9)
+    prepare_for_fast_generation(model)
+    dec = GraphGreedyDecoder(model, max_cache_len=20)
+    assert dec.compile == "none" and not dec.cuda_graph  # the CPU runs the loop eagerly
+    got = dec.generate(ids, max_new_tokens=9)
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    assert dec.stats["method"] == "eager-cpu" and dec.stats["decode_steps"] == 8
+    assert dec.stats["prefill_s"] > 0 and dec.stats["decode_s"] > 0
+    # The same decoder again (cache reused), and with another batch size (cache rebuilt).
+    torch.testing.assert_close(dec.generate(ids, max_new_tokens=9), ref, rtol=0, atol=0)
+    one = dec.generate(ids[:1], max_new_tokens=4)
+    torch.testing.assert_close(one, ref[:1, : 5 + 4], rtol=0, atol=0)
+
+
+def test_hf_generation_graph_decoder_regional_compile_eager_backend():
+    model = _mistral158(seed=5)
+    ids = input_ids(batch=1, length=6, seed=6)
+    ref = _eager_dynamic(model, ids, 5)
+    prepare_for_fast_generation(model)
+    targets = _regional_targets(model)
+    names = {type(m).__name__ for m in targets}
+    assert any(n.endswith("RMSNorm") for n in names) and any(n.endswith("MLP") for n in names)
+    dec = GraphGreedyDecoder(model, max_cache_len=16, compile="regional", compile_backend="eager")
+    torch.testing.assert_close(dec.generate(ids, max_new_tokens=5), ref, rtol=0, atol=0)
+    dec.close()
+    assert all(m._compiled_call_impl is None for m in targets)
+
+
+def test_hf_generation_bf16_baseline_same_setup():
+    """A plain (unconverted) model takes the same setup: the bf16 baseline of the benchmark."""
+    model = make_model("llama", seed=2).to(torch.bfloat16)
+    model.generation_config.eos_token_id = None
+    ids = input_ids(batch=2, length=4)
+    ref = _eager_dynamic(model, ids, 6)
+    prepare_for_fast_generation(model, max_cache_len=16)
+    assert model._bitmat_fast_generation["dropped_latent_layers"] == 0
+    with torch.no_grad():
+        got = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False)
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    dec = GraphGreedyDecoder(model, max_cache_len=16)
+    torch.testing.assert_close(dec.generate(ids, max_new_tokens=6), ref, rtol=0, atol=0)
+
+
+def test_hf_generation_pad_after_eos():
+    out = torch.tensor([[5, 2, 7, 8], [5, 6, 7, 8], [2, 2, 9, 3]])
+    got = _pad_after_eos(out, 2, 0)
+    assert got.tolist() == [[5, 2, 0, 0], [5, 6, 7, 8], [2, 0, 0, 0]]
+    assert _pad_after_eos(out, [7, 9], None).tolist() == [[5, 2, 7, 7], [5, 6, 7, 7], [2, 2, 9, 7]]
+
+
+def test_hf_generation_bad_input():
+    model = _mistral158()
+    with pytest.raises(TypeError, match="argument 'model'"):
+        prepare_for_fast_generation(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="max_cache_len"):
+        prepare_for_fast_generation(model, max_cache_len=0)
+    with pytest.raises(ValueError, match="warmup=True"):
+        prepare_for_fast_generation(model, warmup=True)
+    with pytest.raises(ValueError, match="compile"):
+        GraphGreedyDecoder(model, max_cache_len=8, compile="fast")
+    dec = GraphGreedyDecoder(model, max_cache_len=8)
+    with pytest.raises(ValueError, match="exceeds the decoder's max_cache_len 8"):
+        dec.generate(input_ids(1, 5), max_new_tokens=4)
+    with pytest.raises(ValueError, match="padded prompts"):
+        ids = input_ids(2, 3)
+        dec.generate(ids, max_new_tokens=2, attention_mask=torch.tensor([[0, 1, 1], [1, 1, 1]]))
+    with pytest.raises(ValueError, match="input_ids"):
+        dec.generate(torch.zeros(3, dtype=torch.long), max_new_tokens=2)
+    assert VOCAB > 3
