@@ -119,25 +119,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     md = sub.add_parser(
         "model",
-        help="prefill and decode tokens/s and memory: a ternary model vs the same model in bf16",
+        help="generation speed: a ternary (BitMat) model vs the same model in bf16, static cache + CUDA graphs",
         description=(
-            "Builds a Llama-style model of a named shape with random weights (transformers), then measures "
-            "prefill tokens/s, decode tokens/s (static KV cache, one decode step captured in a CUDA graph) and "
-            "memory: in bf16, with its linear layers swapped for packed ternary bitmat_linear, and through "
-            "bitmat-nn / bitmat-hf where they are installed."
+            "Builds decoder LMs of named shapes with random weights (transformers; no download), in bf16 and "
+            "converted to BitMat (latent weights dropped), and measures prefill tokens/s, decode tokens/s (static KV "
+            "cache; the decode step in one CUDA graph, and model.generate with transformers' reduce-overhead "
+            "compile), peak memory and linear-layer weight memory. headline.md has the ratios to bf16."
         ),
         epilog=_EPILOG,
     )
     md.add_argument(
-        "--model", default=None, help="llama3-8b (default), llama-70b, bitnet-2b, llama3-1b, tiny (CPU default)"
+        "--model",
+        default=None,
+        help="comma-separated presets: llama3-8b, bitnet-2b, llama-70b, llama3-1b, tiny "
+        "(default llama3-8b,bitnet-2b; tiny on CPU)",
+    )
+    md.add_argument(
+        "--arch",
+        default="auto",
+        choices=("auto", "llama", "bitnet"),
+        help="transformers architecture: llama, bitnet (BitNetForCausalLM), auto (bitnet for bitnet-2b)",
     )
     md.add_argument("--num-layers", type=int, default=None, help="decoder layers (default: the model's; 2 on CPU)")
-    md.add_argument("--batch", default=None, help="comma-separated batch sizes (default 1,16; 1 on CPU)")
-    md.add_argument("--prompt-len", type=int, default=None, help="prefill tokens per sequence (default 512; 16 on CPU)")
+    md.add_argument("--batch", default=None, help="batch sizes of the graph mode (default 1,4,16; 1 on CPU)")
+    md.add_argument(
+        "--generate-batch", default=None, help="batch sizes of the generate mode (default 1,16; --batch on CPU)"
+    )
+    md.add_argument("--prompt-len", type=int, default=None, help="prompt tokens per sequence (default 32; 8 on CPU)")
+    md.add_argument("--new-tokens", type=int, default=None, help="generated tokens (default 128; 8 on CPU)")
+    md.add_argument(
+        "--prefill-len", type=int, default=None, help="tokens of the [1, L] prefill measurement (default 2048)"
+    )
     md.add_argument(
         "--impls",
-        default="bf16,bitmat-kernels,bitmat-nn,bitmat-hf",
-        help="bf16, bitmat-kernels (packed swap, W1.58A8), bitmat-kernels-a16, bitmat-nn, bitmat-hf",
+        default="bf16,bitmat",
+        help="bf16, bitmat (= bitmat-hf), bitmat-nn, bitmat-kernels, bitmat-kernels-a16, hf-bitnet "
+        "(default bf16,bitmat)",
+    )
+    md.add_argument("--modes", default="prefill,graph,generate", help="prefill, graph, generate (default all three)")
+    md.add_argument(
+        "--compile",
+        default="auto",
+        choices=("auto", "regional", "full", "none"),
+        help="compilation in the graph mode: regional (norms + MLPs; default on CUDA), full, none",
     )
     _common(md)
 
