@@ -47,11 +47,13 @@ def test_bench_layers_without_bitmat_nn(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_bench_model_cpu(tmp_path):
     argv = ["model", "--cpu", "--out", str(tmp_path), "--impls", "bf16,bitmat-kernels", "--prompt-len", "4"]
+    argv += ["--new-tokens", "3", "--prefill-len", "8", "--modes", "prefill,graph"]
     assert main([*argv, "--replays", "2", "--warmup", "1", "--no-progress", "--num-layers", "1"]) == 0
     doc = json.loads((tmp_path / "results.json").read_text())
-    by = {r["impl"]: r for r in doc["records"]}
-    assert by["bf16"]["status"] == "ok", by["bf16"].get("error")
-    assert by["bitmat-kernels"]["status"] == "ok", by["bitmat-kernels"].get("error")
-    assert by["bitmat-kernels"]["weight_bytes"] < by["bf16"]["weight_bytes"]
-    assert by["bitmat-kernels"]["decode_tokens_per_s"] > 0
-    assert "decode_speedup_vs_bf16" in by["bitmat-kernels"]
+    by = {(r["impl"], r["mode"]): r for r in doc["records"]}
+    for key, r in by.items():
+        assert r["status"] == "ok", (key, r.get("error"))
+    assert by[("bitmat-kernels", "graph")]["linear_weight_bytes"] < by[("bf16", "graph")]["linear_weight_bytes"]
+    assert by[("bitmat-kernels", "graph")]["decode_tokens_per_s"] > 0
+    assert "decode_speedup_vs_bf16" in by[("bitmat-kernels", "graph")]
+    assert "prefill_speedup_vs_bf16" in by[("bitmat-kernels", "prefill")]
