@@ -223,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     world, rank = accelerator.num_processes, accelerator.process_index
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and accelerator.distributed_type != "FSDP":
+        # accelerate enables FSDP on GPUs only; on CPU it would silently fall back to DDP (and stall at save_state).
+        raise SystemExit(f"an FSDP config needs GPUs; accelerate set up {accelerator.distributed_type} here")
     if args.batch_size % world:
         raise SystemExit(f"--batch-size {args.batch_size} (global) must be divisible by the {world} processes")
     out = Path(args.output_dir)
