@@ -77,9 +77,28 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     d.add_argument("--seed", type=int, default=0)
 
-    c = sub.add_parser("convert", help="convert a full-precision transformers model folder to a packed BitMat one")
-    c.add_argument("src", help="folder of a full-precision transformers causal LM (safetensors)")
-    c.add_argument("out", help="new folder for the BitMat checkpoint")
+    c = sub.add_parser(
+        "convert",
+        help="convert a full-precision (or HF 'bitnet') model folder to a packed BitMat one, or to the bitnet format",
+        description="SRC is a full-precision transformers causal LM, or a transformers 'bitnet' checkpoint "
+        "(quant_method 'bitnet', e.g. microsoft/bitnet-b1.58-2B-4T), whose packed ternary weights are converted "
+        "as they are. With --to bitnet, SRC (full precision or BitMat) is written in the bitnet format that stock "
+        "transformers loads.",
+    )
+    c.add_argument("src", help="folder of a full-precision or 'bitnet' transformers causal LM (safetensors)")
+    c.add_argument("out", help="new folder for the converted checkpoint")
+    c.add_argument(
+        "--to",
+        choices=("bitmat", "bitnet"),
+        default="bitmat",
+        help="bitmat (default): BitMat's packed format; bitnet: transformers' 'bitnet' format",
+    )
+    c.add_argument(
+        "--linear-class",
+        choices=("autobitlinear", "bitlinear"),
+        default="autobitlinear",
+        help="with --to bitnet: the transformers layer class to write for (default autobitlinear)",
+    )
     c.add_argument("--weight-bits", type=_weight_bits, default=1.58, help="1.58 (ternary, default) or 1 (binary)")
     c.add_argument("--activation-bits", type=_activation_bits, default=8, help="8 (default) or none (weight-only)")
     c.add_argument("--per-channel", action="store_true", help="one weight scale per output row")
@@ -98,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=50)
     g.add_argument("--device", help="cpu, cuda, auto (device_map='auto') ...")
 
-    i = sub.add_parser("info", help="show a BitMat checkpoint: layers, bits, sizes, format version")
+    i = sub.add_parser("info", help="show a BitMat (or HF bitnet) checkpoint: layers, bits, sizes, format version")
     i.add_argument("folder")
     i.add_argument("--layers", action="store_true", help="list every packed layer")
     i.add_argument("--json", action="store_true", help="print JSON")
@@ -136,6 +155,7 @@ def cmd_demo(args) -> int:
 def cmd_convert(args) -> int:
     from transformers import AutoModelForCausalLM, PretrainedConfig
 
+    from .bitnet import is_bitnet_config
     from .checkpoint import checkpoint_files
     from .config import BitMatConfig
     from .modeling import MODEL_158_FOR_MODEL_TYPE
@@ -144,13 +164,17 @@ def cmd_convert(args) -> int:
     checkpoint_files(src)  # clear error for a missing folder or pickled weights, before anything else
     cfg, _ = PretrainedConfig.get_config_dict(str(src))
     q = cfg.get("quantization_config")
-    if q is not None:
-        raise ValueError(
-            f"convert: {str(src)!r} is already quantized ({q.get('quant_method')!r}); give its full-precision original"
-        )
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(
             f"convert: output folder {str(out)!r} exists and is not empty (use --force to replace it)"
+        )
+    if args.to == "bitnet":
+        return _convert_to_bitnet(args, src, out, cfg)
+    if is_bitnet_config(cfg):
+        return _convert_from_bitnet(args, src, out)
+    if q is not None:
+        raise ValueError(
+            f"convert: {str(src)!r} is already quantized ({q.get('quant_method')!r}); give its full-precision original"
         )
     qc = BitMatConfig(
         weight_bits=args.weight_bits,
@@ -164,12 +188,25 @@ def cmd_convert(args) -> int:
     t0 = time.perf_counter()
     logger.info("loading %s (%s) and quantizing it while loading", src, model_type)
     model = cls.from_pretrained(str(src), quantization_config=qc, dtype=args.dtype)
+    from .modeling import save_pretrained
+
+    _write_folder(src, out, lambda tmp: save_pretrained(model, tmp, keep_latent_weights=args.keep_latent))
+    info = _info(out)
+    sys.stdout.write(
+        f"converted {src} -> {out} in {time.perf_counter() - t0:.1f} s: {type(model).__name__}, "
+        f"{info['bitlinear_layers']} BitLinear layers at {qc.weight_bits} bits, "
+        f"{_size(info['file_bytes'])} on disk ({info['checkpoint_format']})\n"
+    )
+    return 0
+
+
+def _write_folder(src: Path, out: Path, write) -> None:
+    """Runs write(tmp) into a temporary folder beside `out`, copies the tokenizer files of `src`, then renames it
+    to `out`: a failure leaves nothing behind (and leaves an existing `out` as it was)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        from .modeling import save_pretrained
-
-        save_pretrained(model, tmp, keep_latent_weights=args.keep_latent)
+        write(tmp)
         for name in TOKENIZER_FILES:
             if (src / name).is_file():
                 shutil.copy2(src / name, tmp / name)
@@ -179,11 +216,94 @@ def cmd_convert(args) -> int:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _convert_from_bitnet(args, src: Path, out: Path) -> int:
+    """A transformers 'bitnet' checkpoint -> BitMat's packed format (its ternary codes and scales kept as they are)."""
+    from .bitnet import load_bitnet_checkpoint
+    from .modeling import save_pretrained
+
+    refused = [
+        flag
+        for flag, used in (
+            ("--weight-bits", args.weight_bits != 1.58),
+            ("--per-channel", args.per_channel),
+            ("--skip", bool(args.skip)),
+            ("--keep-latent", args.keep_latent),
+        )
+        if used
+    ]
+    if refused:
+        raise ValueError(
+            f"convert: {str(src)!r} is a 'bitnet' checkpoint (ternary weights with one scale per tensor, already "
+            f"quantized): {', '.join(refused)} cannot apply to it"
+        )
+    t0 = time.perf_counter()
+    logger.info("reading the bitnet checkpoint %s", src)
+    dtype = None if args.dtype == "auto" else args.dtype
+    model = load_bitnet_checkpoint(
+        src, dtype=dtype, activation_bits=args.activation_bits, show_progress=not args.no_progress
+    )
+    _write_folder(src, out, lambda tmp: save_pretrained(model, tmp))
     info = _info(out)
     sys.stdout.write(
-        f"converted {src} -> {out} in {time.perf_counter() - t0:.1f} s: {type(model).__name__}, "
-        f"{info['bitlinear_layers']} BitLinear layers at {qc.weight_bits} bits, "
-        f"{_size(info['file_bytes'])} on disk ({info['checkpoint_format']})\n"
+        f"converted bitnet checkpoint {src} -> {out} in {time.perf_counter() - t0:.1f} s: {type(model).__name__}, "
+        f"{info['bitlinear_layers']} BitLinear layers at 1.58 bits, {_size(info['file_bytes'])} on disk "
+        f"({info['checkpoint_format']})\n"
+    )
+    return 0
+
+
+def _convert_to_bitnet(args, src: Path, out: Path, cfg: dict) -> int:
+    """A full-precision or BitMat checkpoint -> transformers' 'bitnet' format (loads in stock transformers)."""
+    from transformers import AutoModelForCausalLM
+
+    from .bitnet import export_bitnet, is_bitnet_config
+    from .config import BitMatConfig
+    from .modeling import MODEL_158_FOR_MODEL_TYPE
+
+    if is_bitnet_config(cfg):
+        raise ValueError(f"convert: {str(src)!r} is already a 'bitnet' checkpoint")
+    refused = [
+        flag
+        for flag, used in (
+            ("--weight-bits 1", args.weight_bits != 1.58),
+            ("--per-channel", args.per_channel),
+            ("--activation-bits none", args.activation_bits is None),
+            ("--keep-latent", args.keep_latent),
+        )
+        if used
+    ]
+    if refused:
+        raise ValueError(
+            f"convert: the bitnet format holds ternary weights, one scale per tensor and int8 activations: "
+            f"{', '.join(refused)} cannot apply"
+        )
+    t0 = time.perf_counter()
+    q = cfg.get("quantization_config")
+    dtype = args.dtype
+    if q is None:
+        qc = BitMatConfig(modules_to_not_convert=args.skip)
+        cls = MODEL_158_FOR_MODEL_TYPE.get(cfg.get("model_type"), AutoModelForCausalLM)
+        model = cls.from_pretrained(str(src), quantization_config=qc, dtype=dtype)
+    elif str(q.get("quant_method")) == "bitmat":
+        if args.skip:
+            raise ValueError(f"convert: --skip cannot apply to {str(src)!r}: it is already a BitMat checkpoint")
+        model = AutoModelForCausalLM.from_pretrained(str(src), dtype=dtype)
+    else:
+        raise ValueError(
+            f"convert: {str(src)!r} is quantized with {q.get('quant_method')!r}; give its full-precision original"
+        )
+    export_dtype = None if dtype == "auto" else dtype
+
+    def write(tmp: Path) -> None:
+        export_bitnet(model, tmp, linear_class=args.linear_class, dtype=export_dtype, overwrite=True)
+
+    _write_folder(src, out, write)
+    n = len([1 for m in model.modules() if type(m).__name__ == "BitLinear"])
+    sys.stdout.write(
+        f"converted {src} -> {out} in {time.perf_counter() - t0:.1f} s: {n} layers in transformers' bitnet format "
+        f"(linear_class {args.linear_class})\n"
     )
     return 0
 
@@ -237,9 +357,12 @@ def _size(n: int) -> str:
 
 
 def _info(folder: Path) -> dict:
-    from .checkpoint import inspect_checkpoint
+    from .bitnet import describe_bitnet_checkpoint, is_bitnet_config
+    from .checkpoint import inspect_checkpoint, read_config
     from .config import BitMatConfig
 
+    if is_bitnet_config(read_config(folder)):
+        return describe_bitnet_checkpoint(folder)
     ci = inspect_checkpoint(folder)
     cfg = ci.config
     layers = []
@@ -315,6 +438,19 @@ def cmd_info(args) -> int:
         f"model type:           {info['model_type']} ({', '.join(info['architectures'] or [])})",
         f"BitMat checkpoint:    {'yes' if info['bitmat'] else 'no (full precision)'}",
     ]
+    if info.get("bitnet"):
+        lines[2] = "BitMat checkpoint:    no: HF bitnet format (transformers quant_method 'bitnet')"
+        lines.append("format:               HF bitnet; `bitmat convert` turns it into BitMat's format")
+        lines += [
+            f"linear class:         {info['linear_class']} (weight_scale stored as {info['weight_scale']})",
+            "weight bits:          1.58 (ternary, 4 output rows per byte, one scale per tensor)",
+            "activation bits:      8 (per-token absmax)",
+            f"kept full precision:  {', '.join(info['modules_to_not_convert'] or []) or '-'}",
+            f"quantized layers:     {info['bitlinear_layers']}",
+            f"packed layers:        {_size(info['packed_bytes'])} "
+            f"(bf16 would be {_size(info['bf16_equivalent_bytes_of_packed_layers'])})",
+            f"full-precision rest:  {_size(info['full_precision_bytes'])}",
+        ]
     if info["bitmat"]:
         act = info["activation_bits"] if info["activation_bits"] is not None else "none (weight-only)"
         lines += [
