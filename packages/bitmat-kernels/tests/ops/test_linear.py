@@ -238,6 +238,15 @@ def test_gemm_split_k_matches_oracle(triton_backend, monkeypatch, split_k, weigh
 
     cfg = GemmConfig(16, 32, 32, num_warps=4, num_stages=1, split_k=split_k)
     monkeypatch.setattr(kernel, "gemm_config", lambda *a, **kw: cfg)
+    finishes = []
+    real_finish = kernel._split_k_finish_kernel
+
+    class SpyFinish:
+        def __getitem__(self, grid):
+            finishes.append(grid)
+            return real_finish[grid]
+
+    monkeypatch.setattr(kernel, "_split_k_finish_kernel", SpyFinish())
     m, n, k = 5, 40, 520  # K spans several BLOCK_KP chunks per split, the last one ragged
     gen = torch.Generator().manual_seed(11)
     packed, scale = make_layer(n, k, weight_bits, per_channel=True, gen=gen)
@@ -248,3 +257,4 @@ def test_gemm_split_k_matches_oracle(triton_backend, monkeypatch, split_k, weigh
     assert_close_to_oracle(y, oracle(x, packed, scale, k, weight_bits, activation_bits, bias), torch.bfloat16)
     again = kernel.linear_triton(x, packed, scale, k, fmt, activation_bits, bias, path="gemm")
     assert torch.equal(y, again)  # deterministic
+    assert len(finishes) == 2, "split-K did not run"

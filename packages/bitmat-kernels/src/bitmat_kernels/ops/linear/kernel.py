@@ -110,11 +110,11 @@ def dp4a(a, b, c, USE_PTX: tl.constexpr):
 
 
 @triton.jit
-def stored_to_half(t, dtype: tl.constexpr):
+def stored_to_half(t, IS_BF16: tl.constexpr):
     """int8 stored codes (0..2) -> bf16/fp16 of the same value, 4 codes a register: each byte is
     placed under the exponent byte of 2**7 (bf16, 0x43) or 2**10 (fp16, 0x64), whose last mantissa
     bit is worth 1, and the power of two is subtracted: 2 permutes and 2 subtractions per 4 codes."""
-    if dtype == tl.bfloat16:
+    if IS_BF16:
         return tl.inline_asm_elementwise(
             "{ .reg .b32 lo, hi; prmt.b32 lo, $2, 0x43434343, 0x5150; prmt.b32 hi, $2, 0x43434343, 0x5352; "
             "sub.rn.bf16x2 $0, lo, 0x43004300; sub.rn.bf16x2 $1, hi, 0x43004300; }",
@@ -196,6 +196,7 @@ def _bitmat_gemm_kernel(
     GROUP_M: tl.constexpr,  # programs sharing a weight column block run close in time (L2 reuse)
     SPLIT_K: tl.constexpr = 1,  # >1: each program sums a 1/SPLIT_K share of K into ws_ptr, unscaled
     FAST_CVT: tl.constexpr = False,  # weight-only bf16/fp16: codes -> 16-bit floats with PTX byte permutes
+    HALF_IS_BF16: tl.constexpr = True,  # which 16-bit float FAST_CVT makes
     ws_ptr=None,  # [SPLIT_K, M, N] int32/float32 partial sums (SPLIT_K > 1)
 ):
     pid = tl.program_id(0)
@@ -238,7 +239,7 @@ def _bitmat_gemm_kernel(
             elif FP32_X:
                 acc = split_dot_fp32(t, xs, acc)
             elif FAST_CVT:
-                acc = tl.dot(stored_to_half(t, xs.dtype), xs, acc)
+                acc = tl.dot(stored_to_half(t, HALF_IS_BF16), xs, acc)
             else:
                 acc = tl.dot(t.to(xs.dtype), xs, acc)
     out_mask = (rm[None, :] < M) & (rn[:, None] < N)
@@ -278,7 +279,10 @@ def _split_k_finish_kernel(
     for s in tl.static_range(1, SPLIT_K):
         acc += tl.load(ws_ptr + (s * M + m) * N + rn, mask=rn < N, other=0)
     row_sum = tl.load(row_sum_ptr + m)
-    x_scale = tl.load(x_scale_ptr + m) if A8 else 1.0
+    if A8:
+        x_scale = tl.load(x_scale_ptr + m)
+    else:
+        x_scale = 1.0
     y = finish_output(acc, row_sum, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
     tl.store(y_ptr + m * N + rn, y.to(y_ptr.dtype.element_ty), mask=rn < N)
 
@@ -431,20 +435,45 @@ def _bitmat_gemv_kernel(
 _GEMM_FALLBACK: dict[tuple, GemmConfig] = {}
 
 
-def _launch_gemm(cfg: GemmConfig, args: tuple, fp32_x: bool, common: dict) -> None:
-    m, n = args[7], args[8]
-    grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n),)
+def _launch_gemm(cfg: GemmConfig, args: tuple, x_dtype: torch.dtype, common: dict) -> None:
+    x_scale, row_sum, w_scale, bias, y, m, n = args[1], args[2], args[4], args[5], args[6], args[7], args[8]
+    grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n), cfg.split_k)
+    fast_cvt = bool(cfg.fast_cvt and common["USE_PTX"] and not common["A8"] and x_dtype != torch.float32)
+    ws = None
+    if cfg.split_k > 1:
+        ws = torch.empty(cfg.split_k, m, n, dtype=torch.int32 if common["A8"] else torch.float32, device=y.device)
     _bitmat_gemm_kernel[grid](
         *args,
-        FP32_X=fp32_x,
+        FP32_X=x_dtype == torch.float32,
+        HALF_IS_BF16=x_dtype == torch.bfloat16,
         BLOCK_M=cfg.block_m,
         BLOCK_N=cfg.block_n,
         BLOCK_KP=cfg.block_kp,
         GROUP_M=cfg.group_m,
+        SPLIT_K=cfg.split_k,
+        FAST_CVT=fast_cvt,
+        ws_ptr=ws,
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
         **common,
     )
+    if cfg.split_k > 1:
+        _split_k_finish_kernel[(m, triton.cdiv(n, 256))](
+            ws,
+            x_scale,
+            row_sum,
+            w_scale,
+            bias,
+            y,
+            m,
+            n,
+            args[11],
+            HAS_BIAS=common["HAS_BIAS"],
+            BITS=common["BITS"],
+            A8=common["A8"],
+            SPLIT_K=cfg.split_k,
+            BLOCK_N=256,
+        )
 
 
 def _decode_ok(m: int, k: int, packed: torch.Tensor, a8: bool) -> bool:
