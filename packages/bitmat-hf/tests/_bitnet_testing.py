@@ -47,12 +47,19 @@ def float_bitnet_model(seed: int = 0, tie: bool = True, **overrides):
 
 
 def make_bitnet_checkpoint(
-    folder, linear_class: str = "autobitlinear", dtype: torch.dtype = torch.float32, *, seed: int = 0, tie=True
+    folder,
+    linear_class: str = "autobitlinear",
+    dtype: torch.dtype = torch.float32,
+    *,
+    seed: int = 0,
+    tie=True,
+    legacy_config: bool = False,
 ) -> Path:
     """Quantizes a tiny float BitNet model the way BitNet b1.58 does (absmean ternary, per tensor), packs it with
     transformers' pack_weights and writes it as transformers' "bitnet" format: uint8 weight [out/4, in],
     weight_scale [1] = mean|W| ("autobitlinear") or 1/mean|W| ("bitlinear"), everything else in `dtype`.
-    The float values are rounded to bf16 first, so checkpoints in different dtypes hold the same numbers."""
+    The float values are rounded to bf16 first, so checkpoints in different dtypes hold the same numbers.
+    legacy_config writes config.json as microsoft/bitnet-b1.58-2B-4T's does (torch_dtype, rope_theta)."""
     from safetensors.torch import save_file
     from transformers.integrations.bitnet import pack_weights
     from transformers.utils.quantization_config import BitNetQuantConfig
@@ -82,6 +89,9 @@ def make_bitnet_checkpoint(
     q = BitNetQuantConfig(linear_class=linear_class, quantization_mode="offline").to_dict()
     q["quant_method"] = "bitnet"
     config["quantization_config"] = q
+    if legacy_config:
+        config["torch_dtype"] = config.pop("dtype")
+        config["rope_theta"] = config.pop("rope_parameters")["rope_theta"]
     (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     return folder
 

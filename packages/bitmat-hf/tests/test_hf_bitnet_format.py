@@ -38,7 +38,8 @@ def checkpoints(tmp_path_factory):
     for lc, tie in (("autobitlinear", True), ("bitlinear", False)):
         for dtype in (torch.float32, torch.bfloat16):
             name = f"{lc}-{'tied' if tie else 'untied'}-{str(dtype)[6:]}"
-            out[lc, dtype] = make_bitnet_checkpoint(root / name, lc, dtype, tie=tie)
+            # the "bitlinear" ones carry a 2B4T-style config.json (torch_dtype, rope_theta)
+            out[lc, dtype] = make_bitnet_checkpoint(root / name, lc, dtype, tie=tie, legacy_config=not tie)
     return out
 
 
