@@ -28,6 +28,7 @@ import logging
 import torch
 import triton
 import triton.language as tl
+import triton.runtime.errors as _runtime_errors
 from triton.compiler.errors import CompilationError
 from triton.runtime.errors import OutOfResources
 
@@ -114,10 +115,12 @@ def stored_to_half(t, IS_BF16: tl.constexpr):
     """int8 stored codes (0..2) -> bf16/fp16 of the same value, 4 codes a register: each byte is
     placed under the exponent byte of 2**7 (bf16, 0x43) or 2**10 (fp16, 0x64), whose last mantissa
     bit is worth 1, and the power of two is subtracted: 2 permutes and 2 subtractions per 4 codes."""
+    # PTX takes no immediate operands for packed 16-bit arithmetic: constants go through registers
     if IS_BF16:
         return tl.inline_asm_elementwise(
-            "{ .reg .b32 lo, hi; prmt.b32 lo, $2, 0x43434343, 0x5150; prmt.b32 hi, $2, 0x43434343, 0x5352; "
-            "sub.rn.bf16x2 $0, lo, 0x43004300; sub.rn.bf16x2 $1, hi, 0x43004300; }",
+            "{ .reg .b32 lo, hi, e, c; mov.b32 e, 0x43434343; mov.b32 c, 0x43004300; "
+            "prmt.b32 lo, $2, e, 0x5150; prmt.b32 hi, $2, e, 0x5352; "
+            "sub.rn.bf16x2 $0, lo, c; sub.rn.bf16x2 $1, hi, c; }",
             "=r,=r,r",
             [t],
             tl.bfloat16,
@@ -126,8 +129,9 @@ def stored_to_half(t, IS_BF16: tl.constexpr):
         )
     else:
         return tl.inline_asm_elementwise(
-            "{ .reg .b32 lo, hi; prmt.b32 lo, $2, 0x64646464, 0x5150; prmt.b32 hi, $2, 0x64646464, 0x5352; "
-            "sub.rn.f16x2 $0, lo, 0x64006400; sub.rn.f16x2 $1, hi, 0x64006400; }",
+            "{ .reg .b32 lo, hi, e, c; mov.b32 e, 0x64646464; mov.b32 c, 0x64006400; "
+            "prmt.b32 lo, $2, e, 0x5150; prmt.b32 hi, $2, e, 0x5352; "
+            "sub.rn.f16x2 $0, lo, c; sub.rn.f16x2 $1, hi, c; }",
             "=r,=r,r",
             [t],
             tl.float16,
@@ -433,6 +437,10 @@ def _bitmat_gemv_kernel(
 
 
 _GEMM_FALLBACK: dict[tuple, GemmConfig] = {}
+# what a config this GPU or Triton version cannot build raises (PTXASError exists from Triton 3.4 on)
+_CONFIG_ERRORS = tuple(
+    e for e in (OutOfResources, CompilationError, getattr(_runtime_errors, "PTXASError", None)) if e is not None
+)
 
 
 def _launch_gemm(cfg: GemmConfig, args: tuple, x_dtype: torch.dtype, common: dict) -> None:
@@ -551,7 +559,7 @@ def linear_triton(
         cfg = _GEMM_FALLBACK.get(key, cfg)
         try:
             _launch_gemm(cfg, args, x.dtype, common)
-        except (OutOfResources, CompilationError) as err:
+        except _CONFIG_ERRORS as err:
             # A config this GPU or Triton version cannot run (too much shared memory, or PTX it
             # rejects): fall back to plain conversions and a small tile, say so once, remember.
             safe = dataclasses.replace(SAFE_GEMM, split_k=cfg.split_k)
