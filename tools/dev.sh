@@ -32,7 +32,7 @@ if [ ! -f "$stamp" ] || [ -n "$(find packages -name pyproject.toml -newer "$stam
     -e "packages/bitmat-nn[test]" \
     -e "packages/bitmat-hf[test]" \
     -e "packages/bitmat-bench[test]" \
-    "ruff>=0.6" "pytest-xdist>=3"
+    "ruff==0.17.6" "pytest-xdist>=3" "packaging"
   touch "$stamp"
 fi
 

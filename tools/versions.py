@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -70,7 +70,7 @@ def check() -> list[str]:
 
 
 def bump(version: Version, part: str) -> Version:
-    major, minor, patch = (list(version.release) + [0, 0])[:3]
+    major, minor, patch = (*version.release, 0, 0)[:3]
     if part == "major":
         return Version(f"{major + 1}.0.0")
     if part == "minor":
