@@ -330,3 +330,26 @@ def test_torch_compile_fullgraph_train_and_eval():
     layer.drop_latent_weights()
     with torch.no_grad():
         torch.testing.assert_close(compiled(x).double(), -ref + 2 * layer.bias.double(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("weight_bits", [1.58, 1])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_restore_latent_weights_requantizes_to_the_same_codes(weight_bits, per_channel):
+    layer = BitLinear(40, 24, weight_bits=weight_bits, per_channel=per_channel)
+    packed, scale = (t.clone() for t in layer.pack_weights())
+    x = torch.randn(3, 40)
+    layer.eval()
+    with torch.no_grad():
+        before = layer(x)
+    layer.drop_latent_weights()
+    layer.restore_latent_weights()
+    assert isinstance(layer.weight, torch.nn.Parameter) and layer.weight.dtype == torch.float32
+    new_packed, new_scale = layer.pack_weights()
+    assert torch.equal(new_packed, packed)
+    torch.testing.assert_close(new_scale, scale, rtol=1e-5, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), before, rtol=1e-4, atol=1e-5)
+    layer.train()
+    layer(x).sum().backward()  # trainable again
+    assert layer.weight.grad is not None
+    layer.restore_latent_weights()  # a no-op now

@@ -267,23 +267,7 @@ def prepare_for_training(model: nn.Module, *, dtype: torch.dtype | None = None) 
         return 0
     nbytes = 0
     for _, module in packed_only:
-        restore = getattr(module, "restore_latent_weights", None)
-        if callable(restore):
-            restore(dtype=dtype) if dtype is not None else restore()
-        else:
-            target = dtype
-            if target is None:
-                target = module.bias.dtype if module.bias is not None else torch.get_default_dtype()
-            with torch.no_grad():
-                from_packed = getattr(module, "_latent_from_packed", None)
-                if callable(from_packed):  # rescaled so it requantizes to exactly the loaded codes and scale
-                    w = from_packed(module.packed_weight, module.weight_scale)
-                else:
-                    w = module.dequantized_weight(dtype=torch.float32)
-            module.weight = nn.Parameter(w.to(target).contiguous(), requires_grad=True)
-            module._non_persistent_buffers_set.update({"packed_weight", "weight_scale"})
-            if hasattr(module, "_packed_key"):
-                module._packed_key = None
+        module.restore_latent_weights(dtype=dtype)
         nbytes += module.weight.numel() * module.weight.element_size()
     logger.warning(
         "%d BitLinear layers had no latent weights (the model was loaded from a packed-only checkpoint): training "

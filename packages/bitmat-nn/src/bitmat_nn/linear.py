@@ -275,6 +275,26 @@ class BitLinear(nn.Linear):
         self._packed_key = None
         logger.debug("BitLinear(%d, %d): latent weights dropped", self.in_features, self.out_features)
 
+    def restore_latent_weights(self, dtype: torch.dtype | None = None) -> None:
+        """Give a packed-only layer latent weights again, so it can train: the dense weight whose
+        quantization gives back exactly its codes and scale. A no-op when latent weights exist.
+
+        dtype: of the new latent weight (default: the bias's dtype, else torch's default dtype).
+        Build optimizers after this call: it creates a new Parameter.
+        """
+        if self.weight is not None:
+            return
+        if dtype is None:
+            dtype = self.bias.dtype if self.bias is not None else torch.get_default_dtype()
+        with torch.no_grad():
+            latent = self._latent_from_packed(self.packed_weight, self.weight_scale)
+        self.weight = nn.Parameter(latent.to(dtype).contiguous())
+        self._non_persistent_buffers_set.update({"packed_weight", "weight_scale"})
+        self._packed_key = None
+        logger.debug(
+            "BitLinear(%d, %d): latent weights restored from the packed weights", self.in_features, self.out_features
+        )
+
     def _latent_from_packed(self, packed: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """A dense latent weight whose quantization gives back exactly (codes, scale).
 
