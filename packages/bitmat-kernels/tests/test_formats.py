@@ -4,11 +4,10 @@ from bitmat_kernels.formats import BINARY, FORMAT_VERSION, TERNARY, packed_width
 
 def test_weight_format_names():
     assert weight_format(1.58) == TERNARY
-    assert weight_format(2) == TERNARY
     assert weight_format(1) == BINARY
 
 
-@pytest.mark.parametrize("bad", [0, 3, 1.5, "1.58", None, True])
+@pytest.mark.parametrize("bad", [0, 2, 3, 1.5, "1.58", None, True])
 def test_weight_format_rejects(bad):
     with pytest.raises((TypeError, ValueError), match="weight_bits"):
         weight_format(bad)

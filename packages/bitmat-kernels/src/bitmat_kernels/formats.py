@@ -34,7 +34,7 @@ def weight_format(weight_bits: float, fn: str = "bitmat_kernels") -> str:
     if isinstance(weight_bits, bool) or not isinstance(weight_bits, (int, float)):
         raise TypeError(f"{fn}: argument 'weight_bits' must be 1.58 or 1, got {weight_bits!r}")
     # plain arithmetic, not math.isclose: torch.compile (2.11) cannot trace math.isclose
-    if abs(weight_bits - 1.58) < 1e-6 or weight_bits == 2:
+    if abs(weight_bits - 1.58) < 1e-6:
         return TERNARY
     if weight_bits == 1:
         return BINARY

@@ -19,6 +19,7 @@ import math
 import bitmat_kernels as bk
 import torch
 import torch.nn.functional as F
+from bitmat_kernels.formats import BINARY, TERNARY, packed_width, weight_format
 from torch import nn
 
 from ._checks import check_input, check_positive_int
@@ -26,21 +27,16 @@ from .norm import RMSNorm
 
 logger = logging.getLogger(__name__)
 
-_TERNARY, _BINARY = "ternary", "binary"
-_CODES_PER_BYTE = {_TERNARY: 4, _BINARY: 8}
+# Bits per weight and packed widths are bitmat-kernels' to define (one place for the format).
+_TERNARY, _BINARY = TERNARY, BINARY
 # Keys of the state_dict metadata that describe a packed layer.
 _META_FORMAT_VERSION = "bitmat_format_version"
 _META_WEIGHT_BITS = "bitmat_weight_bits"
 
 
 def _check_weight_bits(fn: str, weight_bits: object) -> float:
-    if isinstance(weight_bits, bool) or not isinstance(weight_bits, (int, float)):
-        raise TypeError(f"{fn}: argument 'weight_bits' must be 1.58 (ternary) or 1 (binary), got {weight_bits!r}")
-    if math.isclose(weight_bits, 1.58, abs_tol=1e-6):
-        return 1.58
-    if weight_bits == 1:
-        return 1
-    raise ValueError(f"{fn}: argument 'weight_bits' must be 1.58 (ternary) or 1 (binary), got {weight_bits!r}")
+    """1.58 or 1, checked by bitmat-kernels' weight_format (same message, same rules)."""
+    return 1.58 if weight_format(weight_bits, fn) == TERNARY else 1
 
 
 def _check_activation_bits(fn: str, activation_bits: object) -> int | None:
@@ -120,7 +116,7 @@ class BitLinear(nn.Linear):
     @property
     def packed_in_features(self) -> int:
         """Bytes per packed row."""
-        return -(-self.in_features // _CODES_PER_BYTE[self._fmt])
+        return packed_width(self.in_features, self._fmt)
 
     @property
     def has_latent_weights(self) -> bool:
@@ -482,7 +478,7 @@ def _check_packed_pair(
         got = f"dtype {packed.dtype}, shape {tuple(packed.shape)}" if isinstance(packed, torch.Tensor) else packed
         raise TypeError(f"{fn}: argument 'packed_weight' must be a 2-D uint8 tensor, got {got}")
     fmt = _TERNARY if weight_bits == 1.58 else _BINARY
-    width = -(-in_features // _CODES_PER_BYTE[fmt])
+    width = packed_width(in_features, fmt)
     n = packed.shape[0]
     if packed.shape[1] != width or n == 0 or (out_features is not None and n != out_features):
         rows = out_features if out_features is not None else "N>0"
