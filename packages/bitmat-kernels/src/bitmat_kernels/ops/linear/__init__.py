@@ -12,8 +12,7 @@ from ..quantize import _check_eps
 from .reference import dequantize_reference, linear_reference
 
 
-@torch.library.custom_op("bitmat::linear", mutates_args=())
-def _linear_op(
+def _linear_impl(
     x: torch.Tensor,
     packed: torch.Tensor,
     scale: torch.Tensor,
@@ -28,6 +27,9 @@ def _linear_op(
 
         return linear_triton(x, packed, scale, in_features, fmt, activation_bits, bias, eps)
     return linear_reference(x, packed, scale, in_features, fmt, activation_bits, bias, eps)
+
+
+_linear_op = torch.library.custom_op("bitmat::linear", mutates_args=())(_linear_impl)
 
 
 @_linear_op.register_fake
@@ -97,7 +99,13 @@ def bitmat_linear(
     if activation_bits not in (8, None):
         raise ValueError(f"{fn}: argument 'activation_bits' must be 8 or None (weight-only), got {activation_bits!r}")
     check_same_device(fn, x=x, packed=packed, scale=scale, bias=bias)
-    return _linear_op(
+    # Eager inference skips the custom-op machinery (autograd wrapper and dispatcher: tens of
+    # microseconds of host time a call, more than a decode kernel); torch.compile and anything that
+    # needs gradients go through the op.
+    needs_op = torch.compiler.is_compiling() or (
+        torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad))
+    )
+    return (_linear_op if needs_op else _linear_impl)(
         x.contiguous(),
         packed,
         scale.contiguous(),
