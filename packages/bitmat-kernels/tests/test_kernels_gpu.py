@@ -111,3 +111,32 @@ def test_deterministic_run_to_run():
     a = bk.bitmat_linear(x, packed, scale, in_features=4096)
     b = bk.bitmat_linear(x, packed, scale, in_features=4096)
     assert torch.equal(a, b)
+
+
+def test_every_op_under_inductor_and_cuda_graphs():
+    """pack, unpack, quantize and the matmul: torch.compile(fullgraph) and graph capture on the GPU."""
+    w = torch.randn(512, 777, device="cuda")
+    x = torch.randn(5, 777, device="cuda", dtype=torch.bfloat16)
+
+    def pipeline(w, x):
+        codes, gamma = bk.ternarize(w)
+        packed = bk.pack_ternary(codes)
+        back = bk.unpack_ternary(packed, 777)
+        xq, xs = bk.quantize_activations(x)
+        return back, xq, xs, bk.bitmat_linear(x, packed, gamma, in_features=777)
+
+    expected = pipeline(w, x)
+    for got, want in zip(torch.compile(pipeline, fullgraph=True)(w, x), expected):
+        torch.testing.assert_close(got, want)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        pipeline(w, x)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = pipeline(w, x)
+    graph.replay()
+    torch.cuda.synchronize()
+    for got, want in zip(captured, expected):
+        torch.testing.assert_close(got, want)
