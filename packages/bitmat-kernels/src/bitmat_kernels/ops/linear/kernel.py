@@ -224,9 +224,13 @@ def _bitmat_gemm_kernel(
     else:
         acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     # this program's share of the packed bytes along K (all of them without split-K)
-    k_chunk = tl.cdiv(tl.cdiv(KP, SPLIT_K), BLOCK_KP) * BLOCK_KP
-    j_start = pid_k * k_chunk
-    j_end = tl.minimum(KP, j_start + k_chunk)
+    if SPLIT_K == 1:
+        j_start = 0
+        j_end = KP
+    else:
+        k_chunk = tl.cdiv(tl.cdiv(KP, SPLIT_K), BLOCK_KP) * BLOCK_KP
+        j_start = pid_k * k_chunk
+        j_end = tl.minimum(KP, j_start + k_chunk)
     for j0 in range(j_start, j_end, BLOCK_KP):
         j = j0 + rj
         p = tl.load(w_ptr + rn[:, None] * KP + j[None, :], mask=(rn[:, None] < N) & (j[None, :] < j_end), other=0)
