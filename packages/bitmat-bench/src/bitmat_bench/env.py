@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata
+import importlib.util
 import logging
 import os
 import platform
@@ -58,6 +59,21 @@ def module_version(module: str) -> str | None:
         return str(getattr(mod, "__version__", None) or "") or None
     except Exception:
         return None
+
+
+def _about_version(package: str) -> str | None:
+    """__version__ from a workspace package's __about__.py, read as text: importing bitmat_hf would
+    import transformers just to learn a version."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    about = os.path.join(next(iter(spec.submodule_search_locations)), "__about__.py")
+    try:
+        with open(about, encoding="utf-8") as f:
+            match = re.search(r'__version__\s*=\s*"([^"]+)"', f.read())
+    except OSError:
+        return None
+    return match.group(1) if match else None
 
 
 def gpu_name(device: torch.device | None = None) -> str:
@@ -148,6 +164,9 @@ def environment(argv: list[str] | None = None) -> dict:
     for dist, mod in (("bitmat-kernels", "bitmat_kernels"), ("bitmat-bench", "bitmat_bench"), ("triton", "triton")):
         if versions.get(dist) is None:
             versions[dist] = module_version(mod)
+    for dist, mod in (("bitmat-nn", "bitmat_nn"), ("bitmat-hf", "bitmat_hf")):
+        if versions.get(dist) is None:
+            versions[dist] = _about_version(mod)
     env["versions"] = versions
     if cuda:
         try:
