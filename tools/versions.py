@@ -16,7 +16,11 @@ import re
 import sys
 from pathlib import Path
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as a package
+    import tomli as tomllib
+
 from packaging.requirements import Requirement
 from packaging.version import Version
 
