@@ -77,3 +77,25 @@ def test_convert_bad_bitnet_input(bitnet_folder, tmp_path, capsys):
     assert code == 1 and err.startswith("bitmat: error:") and "linear_class" in err
     assert folder_digest(bad) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad"]  # nothing written, no temporary folder left
+
+
+def test_generate_runs_a_bitnet_checkpoint_on_bitmat_layers(tmp_path, capsys, monkeypatch):
+    """`bitmat generate` on transformers' bitnet format loads it through BitMat (not stock transformers)."""
+    import _bitnet_testing
+    import bitmat_hf.bitnet
+    from bitmat_hf.data import build_tokenizer
+
+    monkeypatch.setattr(_bitnet_testing, "VOCAB", 384)  # the offline tokenizer's vocabulary
+    folder = make_bitnet_checkpoint(tmp_path / "bitnet")
+    build_tokenizer().save_pretrained(folder)
+    loads = []
+    real = bitmat_hf.bitnet.load_bitnet_checkpoint
+
+    def spy(*args, **kwargs):
+        loads.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bitmat_hf.bitnet, "load_bitnet_checkpoint", spy)
+    code, out, _ = cli(capsys, "generate", folder, "--prompt", "The", "--max-new-tokens", "4", "--device", "cpu")
+    assert code == 0 and out.strip()
+    assert loads, "the bitnet checkpoint was not loaded through BitMat"

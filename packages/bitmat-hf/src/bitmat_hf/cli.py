@@ -312,10 +312,13 @@ def cmd_generate(args) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .bitnet import is_bitnet_checkpoint, load_bitnet_checkpoint
     from .checkpoint import inspect_checkpoint
 
     folder = Path(args.folder)
-    inspect_checkpoint(folder)
+    bitnet = is_bitnet_checkpoint(folder)
+    if not bitnet:
+        inspect_checkpoint(folder)
     if args.max_new_tokens < 1:
         raise ValueError(f"generate: --max-new-tokens must be at least 1, got {args.max_new_tokens}")
     try:
@@ -325,7 +328,13 @@ def cmd_generate(args) -> int:
     kwargs = {}
     if args.device == "auto":
         kwargs["device_map"] = "auto"
-    model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
+    if bitnet:
+        # transformers' own "bitnet" checkpoints run on BitMat's layers and kernels, not transformers' slow path
+        if args.device == "auto":
+            raise ValueError("generate: --device auto (a device map) is not supported for 'bitnet' checkpoints")
+        model = load_bitnet_checkpoint(folder, show_progress=False)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
     if args.device not in (None, "auto"):
         model = model.to(args.device)
     elif args.device is None and torch.cuda.is_available():
