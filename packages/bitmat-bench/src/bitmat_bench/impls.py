@@ -366,16 +366,13 @@ class BitmatTL(KernelImpl):
         return inp.index_select(0, rows).double() @ prob.dense(False).T
 
 
-class HFBitLinear(KernelImpl):
-    """transformers.integrations.bitnet.BitLinear: 2-bit packed along rows (HF's "bitnet" format),
-    unpacked to bf16 on every call (torch.compile'd), int8-rounded activations, bf16 F.linear."""
+class _HFBitNetLayer(KernelImpl):
+    """What transformers' two BitNet layer classes share: availability, copying, running, the reference."""
 
-    name = "hf-bitlinear"
-    label = "transformers BitLinear"
     compute = "bf16"
     cuda_only = True
     tol = 5e-2
-    description = "transformers.integrations.bitnet.BitLinear (weight_scale = 1/mean|W|, unpack per call)"
+    hf_class = ""  # name in transformers.integrations.bitnet
 
     def version(self):
         return _dist_version("transformers")
@@ -384,7 +381,30 @@ class HFBitLinear(KernelImpl):
         super().check_available(device)
         if importlib.util.find_spec("transformers") is None:
             raise Skip("transformers not installed")
-        from transformers.integrations.bitnet import BitLinear, pack_weights  # noqa: F401
+        import transformers.integrations.bitnet as hf_bitnet
+
+        if not hasattr(hf_bitnet, self.hf_class):
+            raise Skip(f"transformers.integrations.bitnet has no {self.hf_class}")
+
+    def copy(self, weights):
+        return copy.deepcopy(weights)
+
+    def run(self, inp, weights):
+        with torch.no_grad():
+            return weights(inp)
+
+    def reference(self, prob, inp, weights, rows):
+        return inp.index_select(0, rows).double() @ prob.dense(False).T
+
+
+class HFBitLinear(_HFBitNetLayer):
+    """transformers.integrations.bitnet.BitLinear: 2-bit packed along rows (HF's "bitnet" format),
+    unpacked to bf16 on every call (torch.compile'd), int8-rounded activations, bf16 F.linear."""
+
+    name = "hf-bitlinear"
+    label = "transformers BitLinear"
+    hf_class = "BitLinear"
+    description = "transformers.integrations.bitnet.BitLinear (weight_scale = 1/mean|W|, unpack per call)"
 
     def check_shape(self, n, k, m, device):
         if n % 4:
@@ -399,36 +419,15 @@ class HFBitLinear(KernelImpl):
             layer.weight_scale.fill_(float(1.0 / prob.gamma.item()))
         return layer.eval()
 
-    def copy(self, weights):
-        return copy.deepcopy(weights)
 
-    def run(self, inp, weights):
-        with torch.no_grad():
-            return weights(inp)
-
-    def reference(self, prob, inp, weights, rows):
-        return inp.index_select(0, rows).double() @ prob.dense(False).T
-
-
-class HFAutoBitLinear(KernelImpl):
+class HFAutoBitLinear(_HFBitNetLayer):
     """transformers.integrations.bitnet.AutoBitLinear in offline mode: dense bf16 ternary weight,
     fake-quantized int8 activations (torch.compile'd), bf16 F.linear, times weight_scale."""
 
     name = "hf-autobitlinear"
     label = "transformers AutoBitLinear"
-    compute = "bf16"
-    cuda_only = True
-    tol = 5e-2
+    hf_class = "AutoBitLinear"
     description = "transformers.integrations.bitnet.AutoBitLinear(online_quant=False): bf16 weights in memory"
-
-    def version(self):
-        return _dist_version("transformers")
-
-    def check_available(self, device):
-        super().check_available(device)
-        if importlib.util.find_spec("transformers") is None:
-            raise Skip("transformers not installed")
-        from transformers.integrations.bitnet import AutoBitLinear  # noqa: F401
 
     def build(self, prob):
         from transformers.integrations.bitnet import AutoBitLinear
@@ -440,16 +439,6 @@ class HFAutoBitLinear(KernelImpl):
             layer.weight_scale.fill_(float(prob.gamma.item()))
         layer.requires_grad_(False)
         return layer.eval()
-
-    def copy(self, weights):
-        return copy.deepcopy(weights)
-
-    def run(self, inp, weights):
-        with torch.no_grad():
-            return weights(inp)
-
-    def reference(self, prob, inp, weights, rows):
-        return inp.index_select(0, rows).double() @ prob.dense(False).T
 
 
 # --------------------------------------------------------------------------------------------- bitmat-tl loading
