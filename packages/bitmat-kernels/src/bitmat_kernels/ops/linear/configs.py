@@ -81,12 +81,18 @@ def _stages_that_fit(
 ) -> int:
     """Pipeline depth whose shared memory (activation + weight tiles per stage) fits the device."""
     per_stage = CODES_PER_BYTE[fmt] * block_kp * block_m * x_bytes + block_n * block_kp
+    return max(1, min(wanted, _shared_memory_budget(device) // per_stage))
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_memory_budget(device: torch.device) -> int:
+    """Shared memory a kernel may plan for its pipeline stages (queried once per device: this runs on
+    every GEMM launch)."""
     try:
         budget = torch.cuda.get_device_properties(device).shared_memory_per_block_optin
     except (AttributeError, RuntimeError, AssertionError):
         budget = 99 * 1024
-    budget -= 16 * 1024  # layout conversions and the epilogue also use shared memory
-    return max(1, min(wanted, budget // per_stage))
+    return budget - 16 * 1024  # layout conversions and the epilogue also use shared memory
 
 
 def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device, x_bytes: int = 1) -> GemmConfig:
