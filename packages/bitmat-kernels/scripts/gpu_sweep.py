@@ -76,6 +76,9 @@ def main() -> int:
     ap.add_argument("--sweep-batch", default="1,4,16,256,4096")
     ap.add_argument("--impls", default="A8W158,A16W158,A8W1")
     ap.add_argument("--decode-max", type=int, default=0, help="also time the GEMV up to this M (path=decode)")
+    ap.add_argument("--dequant", action="store_true", help="also time weight-only as dequantize + cuBLAS")
+    ap.add_argument("--sweep-modes", default="A8", help="GEMM sweep modes: A8, A16 or both (A8,A16)")
+    ap.add_argument("--split-k", default="1,2,4", help="split-K factors tried while the tiles are fewer than 2x SMs")
     args = ap.parse_args()
     out = open(args.out, "a")
 
@@ -127,6 +130,8 @@ def main() -> int:
             variants = {k_: v for k_, v in variants.items() if k_ in args.impls.split(",")}
             for name, (ws, c, sc, fmt, ab) in variants.items():
                 paths = ["auto"] + (["decode", "gemm"] if m <= args.decode_max else [])
+                if ab is None and args.dequant and m > 1:
+                    paths += ["dequant"]
                 for path in paths:
                     try:
                         import bitmat_kernels.ops.linear.kernel as kmod
@@ -224,30 +229,44 @@ def main() -> int:
                     (256, 128, 128, 8, 3),
                     (128, 128, 64, 4, 4),
                 ]
-                for ab in (8,):
+                import bitmat_kernels.ops.linear.kernel as kmod
+
+                sms = torch.cuda.get_device_properties(0).multi_processor_count
+                modes = [8 if mode == "A8" else None for mode in args.sweep_modes.split(",")]
+                for ab in modes:
                     for bm, bn, bkp, warps, stages in cands:
                         if bm > 2 * max(m, 16) or (bm < 64 and m >= 1024) or (bm < 32 and m >= 256):
                             continue
-                        cfg = configs.GemmConfig(bm, bn, bkp, 8, warps, stages)
-                        configs.TUNED_GEMM[(key_gpu, "ternary", ab == 8, configs.m_bucket(m))] = cfg
-                        try:
-                            t = graph_time_us(
-                                lambda i: linear_triton(x, tern[i % c_t], scale, k, "ternary", ab, None), c_t, 5
-                            )
-                        except Exception as e:
-                            emit(
-                                dict(
-                                    kind="sweep_error",
-                                    family="gemm",
-                                    n=n,
-                                    k=k,
-                                    m=m,
-                                    cfg=cfg.__dict__,
-                                    err=repr(e)[:300],
+                        tiles = -(-m // bm) * -(-n // bn)
+                        for split_k in [int(v) for v in args.split_k.split(",")]:
+                            if split_k > 1 and (tiles * split_k > 2 * sms or k // 4 // split_k < 2 * bkp):
+                                continue
+                            cfg = configs.GemmConfig(bm, bn, bkp, 8, warps, stages, split_k=split_k)
+                            configs.TUNED_GEMM[(key_gpu, "ternary", ab == 8, configs.m_bucket(m))] = cfg
+                            kmod._GEMM_FALLBACK.clear()
+                            try:
+                                t = graph_time_us(
+                                    lambda i: linear_triton(x, tern[i % c_t], scale, k, "ternary", ab, None), c_t, 5
                                 )
-                            )
-                            continue
-                        emit(dict(kind="sweep", family="gemm", n=n, k=k, m=m, a8=ab == 8, cfg=cfg.__dict__, us=t))
+                                if kmod._GEMM_FALLBACK:
+                                    raise RuntimeError("config did not build; the safe fallback ran")
+                            except Exception as e:
+                                emit(
+                                    dict(
+                                        kind="sweep_error",
+                                        family="gemm",
+                                        n=n,
+                                        k=k,
+                                        m=m,
+                                        a8=ab == 8,
+                                        cfg=cfg.__dict__,
+                                        err=repr(e)[:300],
+                                    )
+                                )
+                                continue
+                            emit(dict(kind="sweep", family="gemm", n=n, k=k, m=m, a8=ab == 8, cfg=cfg.__dict__, us=t))
+                            print(f"  sweep {n}x{k} M={m} a8={ab == 8} {cfg} {t:.1f} us", flush=True)
+                    configs.TUNED_GEMM.clear()
                 configs.TUNED_GEMM.clear()
         dense = tern = binw = None
         torch.cuda.empty_cache()

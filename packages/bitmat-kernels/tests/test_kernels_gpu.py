@@ -36,8 +36,10 @@ def test_linear_real_sizes(n, k, weight_bits, activation_bits, m):
 
     kernel.DECODE_MAX_M, saved = 4, kernel.DECODE_MAX_M  # exercise the multi-token GEMV too
     try:
-        for path in ("auto", "decode", "gemm"):
+        for path in ("auto", "decode", "gemm", "dequant"):
             if path == "decode" and not _decode_ok(m, k, packed, activation_bits == 8):
+                continue
+            if path == "dequant" and activation_bits is not None:
                 continue
             y = linear_triton(x, packed, scale, k, fmt, activation_bits, bias, path=path)
             assert not torch.isnan(y).any()

@@ -258,3 +258,34 @@ def test_gemm_split_k_matches_oracle(triton_backend, monkeypatch, split_k, weigh
     again = kernel.linear_triton(x, packed, scale, k, fmt, activation_bits, bias, path="gemm")
     assert torch.equal(y, again)  # deterministic
     assert len(finishes) == 2, "split-K did not run"
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+@pytest.mark.parametrize("weight_bits", [1.58, 1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_weight_only_dequant_path_matches_oracle(triton_backend, per_channel, weight_bits, dtype):
+    """Weight-only at large M: codes * scale written densely in one kernel, then F.linear."""
+    from bitmat_kernels.ops.linear.kernel import linear_triton
+
+    m, n, k = 6, 37, 70
+    gen = torch.Generator().manual_seed(3)
+    packed, scale = make_layer(n, k, weight_bits, per_channel=per_channel, gen=gen)
+    x = torch.randn(m, k, generator=gen).to(dtype)
+    bias = torch.randn(n, generator=gen).to(dtype)
+    fmt = "ternary" if weight_bits == 1.58 else "binary"
+    y = linear_triton(x, packed, scale, k, fmt, None, bias, path="dequant")
+    assert y.dtype == dtype
+    assert_close_to_oracle(y, oracle(x, packed, scale, k, weight_bits, None, bias), dtype)
+    with pytest.raises(ValueError, match="weight-only"):
+        linear_triton(x, packed, scale, k, fmt, 8, bias, path="dequant")
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+@pytest.mark.parametrize("weight_bits", [1.58, 1])
+def test_dequantize_kernel_matches_reference(triton_backend, per_channel, weight_bits):
+    n, k = 21, 67  # K not a multiple of 4 or 8: a ragged last byte in the last slice
+    packed, scale = make_layer(n, k, weight_bits, per_channel=per_channel, gen=torch.Generator().manual_seed(9))
+    got = bk.dequantize(packed, scale, in_features=k, weight_bits=weight_bits, dtype=torch.float32)
+    with bk.use_backend("reference"):
+        want = bk.dequantize(packed, scale, in_features=k, weight_bits=weight_bits, dtype=torch.float32)
+    assert torch.equal(got, want)

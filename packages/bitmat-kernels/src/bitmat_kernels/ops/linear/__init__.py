@@ -130,6 +130,10 @@ def dequantize(
     fmt = weight_format(weight_bits, fn)
     check_packed(fn, packed, in_features, fmt)
     check_tensor(fn, "scale", scale, dtypes=(torch.float32,))
+    if use_triton(packed) and not torch.compiler.is_compiling():
+        from ..pack.kernel import unpack_triton
+
+        return unpack_triton(packed, in_features, fmt, scale=scale.float(), dtype=dtype)
     from ..pack import _unpack_op
 
     codes = _unpack_op(packed, in_features, fmt)

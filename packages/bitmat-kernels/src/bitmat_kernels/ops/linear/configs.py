@@ -7,6 +7,7 @@ that were good on H100. Choices are deterministic: the same shape always runs th
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -76,6 +77,17 @@ def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.devi
     return DecodeConfig(block_n=32, block_w=256, num_warps=4, num_stages=1)
 
 
+# (gpu, fmt) -> smallest M at which weight-only runs as dequantize + cuBLAS; from measurements
+TUNED_DEQUANT_MIN_M: dict[tuple[str, str], int] = {}
+DEQUANT_MIN_M = 1 << 30
+"""Default: never (until measured on the GPU at hand)."""
+
+
+def dequant_min_m(n: int, k: int, fmt: str, device: torch.device) -> int:
+    """Tokens from which weight-only matmuls dequantize the weight and call cuBLAS (kernel.linear_triton)."""
+    return TUNED_DEQUANT_MIN_M.get((gpu_key(device), fmt), DEQUANT_MIN_M)
+
+
 def _stages_that_fit(
     block_m: int, block_n: int, block_kp: int, fmt: str, x_bytes: int, wanted: int, device: torch.device
 ) -> int:
@@ -100,7 +112,10 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         return GemmConfig(block_m=16, block_n=32, block_kp=32, num_warps=4, num_stages=1)
     tuned = TUNED_GEMM.get((gpu_key(device), fmt, a8, m_bucket(m)))
     if tuned is not None:
-        return tuned
+        fit = _stages_that_fit(
+            tuned.block_m, tuned.block_n, tuned.block_kp, fmt, 1 if a8 else x_bytes, tuned.num_stages, device
+        )
+        return tuned if fit == tuned.num_stages else dataclasses.replace(tuned, num_stages=fit)
     # Best of the H200 sweep on 28672x4096 (NOTES.md v3); weights are the wide (BLOCK_N) side.
     if m <= 16:
         bm, bn, bkp, warps, stages = 16, 64, 128, 4, 4

@@ -34,8 +34,9 @@ from triton.runtime.errors import OutOfResources
 
 from ...backend import interpreter_enabled
 from ...formats import BITS_PER_CODE
+from ..pack.kernel import unpack_triton
 from ..quantize.kernel import quantize_activations_triton, quantize_value, token_absmax, token_scales
-from .configs import DECODE_MAX_M, SAFE_GEMM, GemmConfig, decode_config, gemm_config
+from .configs import DECODE_MAX_M, SAFE_GEMM, GemmConfig, decode_config, dequant_min_m, gemm_config
 
 logger = logging.getLogger(__name__)
 
@@ -505,7 +506,12 @@ def linear_triton(
     eps: float = 1e-5,
     path: str = "auto",
 ) -> torch.Tensor:
-    """`path` ("auto", "decode", "gemm") exists for tests and benchmarks; users leave it alone."""
+    """`path` ("auto", "decode", "gemm", "dequant") exists for tests and benchmarks; users leave it alone.
+
+    "dequant" (weight-only only): write codes * scale as a dense x.dtype weight in one pass and call
+    cuBLAS. At large M the product is compute-bound, and cuBLAS's bf16 GEMM beats our Triton GEMM fed
+    from registers by more than the extra pass costs (NOTES.md). The scale is rounded to x's dtype
+    there: a relative error of at most 2^-9 (bf16), the same as rounding the output."""
     k = in_features
     n, kp = packed.shape
     x2 = x.reshape(-1, k)
@@ -520,6 +526,11 @@ def linear_triton(
     common = dict(HAS_BIAS=bias is not None, BITS=bits, A8=a8, USE_PTX=not interp)
     bias_arg = bias if bias is not None else w_scale
     w_scale_stride = 1 if w_scale.numel() > 1 else 0
+    if path == "dequant" or (path == "auto" and not a8 and not interp and m >= dequant_min_m(n, k, fmt, x.device)):
+        if a8:
+            raise ValueError("dequant path is for weight-only (activation_bits=None) only")
+        w = unpack_triton(packed, k, fmt, scale=w_scale, dtype=x.dtype)
+        return torch.nn.functional.linear(x, w, bias).reshape(*x.shape[:-1], n)
     use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8))
     if use_decode:
         if not _decode_ok(m, k, packed, a8):

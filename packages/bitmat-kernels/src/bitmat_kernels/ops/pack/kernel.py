@@ -39,19 +39,24 @@ def _pack_kernel(
 @triton.jit
 def _unpack_kernel(
     packed_ptr,  # uint8 [R, KP]
-    out_ptr,  # int8 [R, K]
+    out_ptr,  # int8 [R, K] codes, or float [R, K] codes * scale (SCALED)
+    scale_ptr,  # float32 [R] or [1] (SCALED only)
     R,
     K,
     KP,
+    scale_stride,  # 1 per-row scale, 0 per-tensor
     BITS: tl.constexpr,
     BLOCK_R: tl.constexpr,
     BLOCK_J: tl.constexpr,
+    SCALED: tl.constexpr = False,
 ):
     rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     cols = tl.program_id(1) * BLOCK_J + tl.arange(0, BLOCK_J)
     row_ok = rows[:, None] < R
     p = tl.load(packed_ptr + rows[:, None] * KP + cols[None, :], mask=row_ok & (cols[None, :] < KP), other=0)
     p = p.to(tl.int32)
+    if SCALED:
+        scale = tl.load(scale_ptr + rows * scale_stride, mask=rows < R, other=0.0)[:, None]
     for s in tl.static_range(8 // BITS):
         stored = (p >> (s * BITS)) & ((1 << BITS) - 1)
         if BITS == 2:
@@ -62,7 +67,10 @@ def _unpack_kernel(
         # cols past KP belong to no byte of this row: without the mask they would land in the
         # next slice's columns and overwrite what another program unpacked there
         ok = row_ok & (cols[None, :] < KP) & (k[None, :] < K)
-        tl.store(out_ptr + rows[:, None] * K + k[None, :], c.to(tl.int8), mask=ok)
+        if SCALED:
+            tl.store(out_ptr + rows[:, None] * K + k[None, :], (c * scale).to(out_ptr.dtype.element_ty), mask=ok)
+        else:
+            tl.store(out_ptr + rows[:, None] * K + k[None, :], c.to(tl.int8), mask=ok)
 
 
 _BLOCK_R, _BLOCK_J = 16, 64
@@ -80,12 +88,35 @@ def pack_triton(codes: torch.Tensor, fmt: str) -> torch.Tensor:
     return out
 
 
-def unpack_triton(packed: torch.Tensor, in_features: int, fmt: str) -> torch.Tensor:
+def unpack_triton(
+    packed: torch.Tensor,
+    in_features: int,
+    fmt: str,
+    scale: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.int8,
+) -> torch.Tensor:
+    """Codes as int8, or with `scale` (float32, one per row or one in all) codes * scale as `dtype`,
+    in one pass (the dense weight, for dequantize and the weight-only prefill path)."""
     kp = packed.shape[-1]
     flat = packed.reshape(-1, kp)
-    out = torch.empty(*packed.shape[:-1], in_features, dtype=torch.int8, device=packed.device)
+    out = torch.empty(*packed.shape[:-1], in_features, dtype=dtype, device=packed.device)
     r = flat.shape[0]
     if r and kp:
         grid = (triton.cdiv(r, _BLOCK_R), triton.cdiv(kp, _BLOCK_J))
-        _unpack_kernel[grid](flat, out, r, in_features, kp, BITS=BITS_PER_CODE[fmt], BLOCK_R=_BLOCK_R, BLOCK_J=_BLOCK_J)
+        scaled = scale is not None
+        scale_arg = scale.reshape(-1) if scaled else flat
+        stride = 1 if scaled and scale_arg.numel() > 1 else 0
+        _unpack_kernel[grid](
+            flat,
+            out,
+            scale_arg,
+            r,
+            in_features,
+            kp,
+            stride,
+            BITS=BITS_PER_CODE[fmt],
+            BLOCK_R=_BLOCK_R,
+            BLOCK_J=_BLOCK_J,
+            SCALED=scaled,
+        )
     return out
