@@ -77,15 +77,21 @@ def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.devi
     return DecodeConfig(block_n=32, block_w=256, num_warps=4, num_stages=1)
 
 
-# (gpu, fmt) -> smallest M at which weight-only runs as dequantize + cuBLAS; from measurements
+# (gpu, fmt) -> smallest M at which weight-only runs as dequantize + cuBLAS, overriding the rule below
 TUNED_DEQUANT_MIN_M: dict[tuple[str, str], int] = {}
-DEQUANT_MIN_M = 1 << 30
-"""Default: never (until measured on the GPU at hand)."""
 
 
 def dequant_min_m(n: int, k: int, fmt: str, device: torch.device) -> int:
-    """Tokens from which weight-only matmuls dequantize the weight and call cuBLAS (kernel.linear_triton)."""
-    return TUNED_DEQUANT_MIN_M.get((gpu_key(device), fmt), DEQUANT_MIN_M)
+    """Tokens from which weight-only matmuls dequantize the weight and call cuBLAS (kernel.linear_triton).
+
+    H100 (NOTES.md v5): writing the dense weight costs about one bf16 weight read, so it pays once
+    cuBLAS's compute time dominates: from M = 16 on small layers (<= 12M weights), M = 256 on
+    medium ones (<= 40M), M = 1024 on large ones; our Triton GEMM wins below."""
+    tuned = TUNED_DEQUANT_MIN_M.get((gpu_key(device), fmt))
+    if tuned is not None:
+        return tuned
+    size = n * k
+    return 16 if size <= 12 * 2**20 else 256 if size <= 40 * 2**20 else 1024
 
 
 def _stages_that_fit(
@@ -116,27 +122,39 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             tuned.block_m, tuned.block_n, tuned.block_kp, fmt, 1 if a8 else x_bytes, tuned.num_stages, device
         )
         return tuned if fit == tuned.num_stages else dataclasses.replace(tuned, num_stages=fit)
-    # Best of the H200 sweep on 28672x4096 (NOTES.md v3); weights are the wide (BLOCK_N) side.
-    if m <= 16:
-        bm, bn, bkp, warps, stages = 16, 64, 128, 4, 4
-    elif m <= 32:
-        bm, bn, bkp, warps, stages = 32, 128, 64, 4, 4
-    elif m <= 64:
-        bm, bn, bkp, warps, stages = 64, 128, 64, 4, 4
-    else:
-        bm, bn, bkp, warps, stages = 64, 256, 64, 8, 3
-    # Fill the GPU at small M: narrower weight tiles, then split-K, while the tiles are fewer than the
-    # SMs. Measured (H200, NOTES.md v4): a gain at M <= 64 on every shape; at M = 256 narrower tiles
-    # lost on the small layers, so larger M keeps the swept tile.
+    sms = _sm_count(device)
+    kp = -(-k // CODES_PER_BYTE[fmt])
     split_k = 1
-    if m <= 64:
-        sms = _sm_count(device)
+    if m <= 32:
+        # Best of the H200 sweep on 28672x4096 (NOTES.md v3); weights are the wide (BLOCK_N) side.
+        bm, bn, bkp, warps, stages = (16, 64, 128, 4, 4) if m <= 16 else (32, 128, 64, 4, 4)
+        # Fill the GPU: narrower weight tiles, then split-K, while the tiles are fewer than the SMs
+        # (H200, NOTES.md v4: a gain on every shape).
         while bn > 64 and triton.cdiv(m, bm) * triton.cdiv(n, bn) < sms:
             bn //= 2
         tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
-        kp = -(-k // CODES_PER_BYTE[fmt])
         while tiles * split_k * 2 <= sms and kp // (split_k * 2) >= 4 * bkp and split_k < 8:
             split_k *= 2
+    else:
+        # H100 sweep over 8 layer shapes (NOTES.md v5): the large tile wins where it makes enough
+        # programs; layers with few output rows (N) get a smaller tile, and those whose K is much
+        # longer than N share K among programs instead (split-K).
+        if m <= 64:
+            base, small, k_heavy = (64, 128, 64, 4, 4), (16, 64, 128, 4, 4), (32, 128, 128, 4, 4)
+        elif m <= 256:
+            base, small, k_heavy = (64, 256, 64, 8, 3), (32, 128, 128, 4, 4), (128, 128, 64, 8, 3)
+        else:
+            base = small = k_heavy = (64, 256, 64, 8, 3)
+        tiles = triton.cdiv(m, base[0]) * triton.cdiv(n, base[1])
+        if k >= 2.5 * n and tiles < 2 * sms:
+            bm, bn, bkp, warps, stages = k_heavy
+            tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
+            while tiles * split_k * 2 <= 2 * sms and kp // (split_k * 2) >= 2 * bkp and split_k < 4:
+                split_k *= 2
+        elif tiles < sms // 2:
+            bm, bn, bkp, warps, stages = small
+        else:
+            bm, bn, bkp, warps, stages = base
     stages = _stages_that_fit(bm, bn, bkp, fmt, 1 if a8 else x_bytes, stages, device)
     return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k)
 
