@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 if ls .whl/*.whl >/dev/null 2>&1; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/bitmat-test-site \
-    .whl/pytest*.whl .whl/pluggy*.whl .whl/iniconfig*.whl .whl/hypothesis*.whl .whl/sortedcontainers*.whl 2>/dev/null
+    .whl/pytest*.whl .whl/execnet*.whl .whl/pluggy*.whl .whl/iniconfig*.whl .whl/hypothesis*.whl .whl/sortedcontainers*.whl 2>/dev/null
 fi
 PYTHONPATH="$(ls -d packages/*/src | tr '\n' ':')/tmp/bitmat-test-site${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONPATH PYTHONUNBUFFERED=1

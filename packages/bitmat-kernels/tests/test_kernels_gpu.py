@@ -43,7 +43,10 @@ def test_linear_real_sizes(n, k, weight_bits, activation_bits, m):
                 continue
             y = linear_triton(x, packed, scale, k, fmt, activation_bits, bias, path=path)
             assert not torch.isnan(y).any()
-            assert rel_err(y, ref) < 4e-3, (path, rel_err(y, ref))
+            # dequant (also what auto picks for weight-only from some M): cuBLAS on codes * scale rounded
+            # to bf16, a systematic error of up to 2^-9 on top of the output's rounding
+            tol = 6e-3 if activation_bits is None and path in ("auto", "dequant") else 4e-3
+            assert rel_err(y, ref) < tol, (path, rel_err(y, ref))
     finally:
         kernel.DECODE_MAX_M = saved
 
