@@ -271,6 +271,14 @@ def main(argv: list[str] | None = None) -> int:
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
     # One prepare call: FSDP2 must see the model and its optimizer together.
+    fsdp_plugin = getattr(accelerator.state, "fsdp_plugin", None)
+    if accelerator.distributed_type == DistributedType.FSDP and getattr(fsdp_plugin, "fsdp_version", 1) == 2:
+        # FSDP2's bf16 policy would cast the latent weights to bf16 before the ternary quantizer runs (other
+        # codes and scales than on one GPU) and reduce gradients in bf16: keep both in fp32 and let the
+        # autocast that accelerate wraps around forward run the matmuls in bf16, as on one GPU and under DDP.
+        from torch.distributed.fsdp import MixedPrecisionPolicy
+
+        fsdp_plugin.mixed_precision_policy = MixedPrecisionPolicy(param_dtype=torch.float32, reduce_dtype=torch.float32)
     model, opt, sched = accelerator.prepare(model, opt, sched)
     state = TrainState()
     accelerator.register_for_checkpointing(state)
@@ -371,10 +379,14 @@ def main(argv: list[str] | None = None) -> int:
         full = accelerator.get_state_dict(model) if sharded else None  # every rank takes part in the gather
         if accelerator.is_main_process:
             packed_dir = out / "packed"
-            trained = export_packed(accelerator.unwrap_model(model), packed_dir, state_dict=full).to(device)
+            # keep_fp32_wrapper=False: the comparison runs without the mixed-precision autocast that
+            # accelerate wraps around forward, in the trained model's own dtype on both sides.
+            unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+            trained = export_packed(unwrapped, packed_dir, state_dict=full).to(device)
             if tokenizer is not None:
                 tokenizer.save_pretrained(packed_dir)
-            reloaded = Auto158ModelForCausalLM.from_pretrained(packed_dir).to(device).eval()
+            dtype = next(trained.parameters()).dtype
+            reloaded = Auto158ModelForCausalLM.from_pretrained(packed_dir, dtype=dtype).to(device).eval()
             probe = stream.global_batch(10**9)[:2].to(device)
             with torch.no_grad():
                 a, b = trained(probe).logits.float(), reloaded(probe).logits.float()
