@@ -27,6 +27,23 @@ def test_converted_model_on_gpu_matches_the_cpu_reference():
     torch.testing.assert_close(gpu, cpu, rtol=1e-3, atol=1e-3)
 
 
+def assert_greedy_under_reference(model, prompt, generated, rel_tol=0.02):
+    """Every generated token is the reference model's argmax, up to near-ties.
+
+    Exact token equality between generation paths is too strict on a GPU: their attention kernels round
+    differently, and an activation at an int8 rounding boundary then moves a logit by a quantization step,
+    which can swap two near-tied tokens. A broken path picks tokens far from the argmax and fails here."""
+    with torch.no_grad():
+        full = model(generated[:, :-1], attention_mask=torch.ones_like(generated[:, :-1])).logits.float()
+    steps = full[:, prompt.shape[1] - 1 :]
+    chosen = steps.gather(-1, generated[:, prompt.shape[1] :, None]).squeeze(-1)
+    top = steps.max(-1).values
+    spread = (top - steps.min(-1).values).clamp_min(1e-6)
+    gap = (top - chosen) / spread
+    assert torch.equal(generated[:, : prompt.shape[1]], prompt)
+    assert (gap <= rel_tol).all(), f"tokens far from the greedy choice: relative gaps {gap.tolist()}"
+
+
 def test_generation_paths_agree_on_gpu():
     model = _converted(seed=1).cuda()
     ids = input_ids(batch=2, length=6, seed=2).cuda()
@@ -37,8 +54,11 @@ def test_generation_paths_agree_on_gpu():
     prepare_for_fast_generation(model, max_batch_size=2, max_cache_len=32, compile=False)
     with torch.no_grad():
         static = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False)
-    torch.testing.assert_close(static, ref, rtol=0, atol=0)
     decoder = GraphGreedyDecoder(model, max_cache_len=32, compile="none")
     graphed = decoder.generate(ids, max_new_tokens=8)
-    torch.testing.assert_close(graphed, ref, rtol=0, atol=0)
     assert decoder.stats["method"] != "eager-cpu"
+    for tokens in (ref, static, graphed):
+        assert tokens.shape == ref.shape
+        assert_greedy_under_reference(model, ids, tokens)
+    # the first new token comes from the same prefill on every path
+    assert torch.equal(graphed[:, ids.shape[1]], ref[:, ids.shape[1]])
