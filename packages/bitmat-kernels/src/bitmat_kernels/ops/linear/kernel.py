@@ -360,6 +360,37 @@ def _bitmat_gemv_kernel(
         )
         tl.store(y_ptr + rn, y1.to(y_ptr.dtype.element_ty), mask=rn < N)
         return
+    if not A8 and BLOCK_M == 1:
+        # Weight-only, one token: 2-D tiles as above. A stored code c becomes the float 1 + c/4 by
+        # placing it in the top mantissa bits of 1.0 (a shift and one AND-OR per code, no int->float
+        # conversion, no subtraction); acc = sum x (1 + c/4), so sum x c = 4 (acc - sum x).
+        acc2 = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.float32)
+        xsum2 = tl.zeros((BLOCK_W,), dtype=tl.float32)
+        for j0 in range(0, KP, BLOCK_W):
+            j = j0 + rw
+            p2 = tl.load(w_ptr + rn[:, None] * KP + j[None, :], mask=n_ok & (j[None, :] < KP), other=0)
+            p2 = p2.to(tl.int32)
+            for s in tl.static_range(8 // BITS):
+                k = s * KP + j
+                xv2 = tl.load(x_ptr + k, mask=(j < KP) & (k < K), other=0.0).to(tl.float32)
+                bits = ((p2 << (21 - s * BITS)) & (((1 << BITS) - 1) << 21)) | 0x3F800000
+                acc2 += bits.to(tl.float32, bitcast=True) * xv2[None, :]
+                xsum2 += xv2
+        sum_x = tl.sum(xsum2, axis=0)
+        y2 = finish_output(
+            4.0 * (tl.sum(acc2, axis=1) - sum_x),
+            sum_x,
+            1.0,
+            rn,
+            N,
+            w_scale_ptr,
+            w_scale_stride,
+            bias_ptr,
+            HAS_BIAS,
+            BITS,
+        )
+        tl.store(y_ptr + rn, y2.to(y_ptr.dtype.element_ty), mask=rn < N)
+        return
     if A8:
         KW = KP // 4  # packed int32 words per row (launcher guarantees KP % 4 == 0)
         KXW = K // 4  # activation words per token
