@@ -70,11 +70,13 @@ def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.devi
     tuned = TUNED_DECODE.get((gpu_key(device), fmt, a8, m_bucket(m)))
     if tuned is not None:
         return tuned
-    # H200 sweeps (NOTES.md): A8 one token 64x64 words, 4 warps, quantization in its own kernel
-    # (fusing it into every program cost more than the launch it saves); weight-only 32x256 bytes.
+    # H100 decode sweep over 4 shapes (NOTES.md v6): A8 one token 16 rows x 128 words, 4 warps, the
+    # quantization in its own kernel (fused only won on the smallest layers, by 3%); weight-only 256
+    # bytes a row a step, with rows per program chosen so the grid keeps >= 512 programs.
     if a8:
-        return DecodeConfig(block_n=64, block_w=64, num_warps=4, num_stages=1, fused_quant=False)
-    return DecodeConfig(block_n=32, block_w=256, num_warps=4, num_stages=1)
+        return DecodeConfig(block_n=16, block_w=128, num_warps=4, num_stages=1, fused_quant=False)
+    block_n = next((b for b in (32, 16) if -(-n // b) >= 512), 8)
+    return DecodeConfig(block_n=block_n, block_w=256, num_warps=4, num_stages=1)
 
 
 # (gpu, fmt) -> smallest M at which weight-only runs as dequantize + cuBLAS, overriding the rule below
