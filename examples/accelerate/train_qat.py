@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             # keep_fp32_wrapper=False: the comparison runs without the mixed-precision autocast that
             # accelerate wraps around forward, in the trained model's own dtype on both sides.
             unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
-            trained = export_packed(unwrapped, packed_dir, state_dict=full).to(device)
+            trained = export_packed(unwrapped, packed_dir, state_dict=full, device=device).to(device)
             if tokenizer is not None:
                 tokenizer.save_pretrained(packed_dir)
             dtype = next(trained.parameters()).dtype

@@ -105,16 +105,19 @@ def export_packed(
     *,
     state_dict: Mapping[str, torch.Tensor] | None = None,
     keep_latent_weights: bool = False,
+    device: Any = "cpu",
     **save_kwargs: Any,
 ) -> nn.Module:
     """Saves a trained BitMat model packed (safetensors) and returns the model that was saved, in eval mode.
 
     Without `state_dict`, `model` (unwrapped: `accelerator.unwrap_model(model)`) is saved as it is: fine for a
     single device or DDP. With `state_dict` (the full state dict gathered from a sharded model), a plain copy is
-    rebuilt from it first (see `plain_copy`); call this on the main process only."""
+    rebuilt from it first (see `plain_copy`) on `device`; call this on the main process only. Pack on the device
+    you will run on: a CPU and a GPU sum the absmean scale in different orders, so a weight at a rounding
+    boundary can get another code (both are valid quantizations of the same latent weights)."""
     from .modeling import save_pretrained
 
-    target = model if state_dict is None else plain_copy(model, state_dict)
+    target = model if state_dict is None else plain_copy(model, state_dict, device=device)
     target.eval()
     save_pretrained(target, save_directory, keep_latent_weights=keep_latent_weights, **save_kwargs)
     logger.info("saved %s to %s", "latent weights" if keep_latent_weights else "the packed model", save_directory)
