@@ -9,8 +9,13 @@ from transformers import AutoModelForCausalLM
 def test_device_map_auto_loads_and_generates(packed_folder):
     path, ref = packed_folder
     model = AutoModelForCausalLM.from_pretrained(path, device_map="auto")
-    assert torch.equal(logits(model), ref)
-    out = model.generate(input_ids(1, 4), max_new_tokens=4, do_sample=False)
+    first = model.get_input_embeddings().weight.device  # a GPU where there is one: inputs go there
+    got = logits(model, input_ids().to(first)).cpu()
+    if first.type == "cpu":
+        assert torch.equal(got, ref)
+    else:  # the Triton kernels against the CPU reference: same integer sums, other float rounding
+        torch.testing.assert_close(got, ref, rtol=1e-3, atol=1e-3)
+    out = model.generate(input_ids(1, 4).to(first), max_new_tokens=4, do_sample=False)
     assert out.shape == (1, 8)
 
 
