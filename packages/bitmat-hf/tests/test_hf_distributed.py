@@ -119,3 +119,23 @@ def test_compare_runs_reports_deltas_and_scaling(runs, tmp_path):
     assert r["run"]["world_size"] == 2 and r["steps_compared"] == 6 and r["max_abs_delta_loss"] < 2e-3
     assert r["scaling_efficiency"] == pytest.approx(r["speedup"] / 2)
     assert compare_runs.main([*logs, "--tolerance", "0"]) == 1
+
+
+def test_export_packed_rebuilds_on_the_requested_device(tmp_path, monkeypatch):
+    """A gathered state dict is rebuilt where the caller asks (the training GPU), so the export packs on the same
+    device as the model it is compared with; the saved folder reloads with identical logits."""
+    import bitmat_hf
+    import bitmat_hf.distributed as dist
+    from _hf_testing import input_ids, logits, make_model
+
+    model = bitmat_hf.convert_hf_model(make_model("mistral"), show_progress=False)
+    seen = []
+    real = dist.plain_copy
+    monkeypatch.setattr(
+        dist, "plain_copy", lambda m, sd, device="cpu": seen.append(device) or real(m, sd, device=device)
+    )
+    where = torch.device("cpu")  # an object of its own: the default "cpu" string would not be it
+    saved = dist.export_packed(model, tmp_path / "packed", state_dict=model.state_dict(), device=where)
+    assert len(seen) == 1 and seen[0] is where
+    reloaded = bitmat_hf.Auto158ModelForCausalLM.from_pretrained(tmp_path / "packed", dtype=torch.float32)
+    assert torch.equal(logits(saved, input_ids()), logits(reloaded, input_ids()))
