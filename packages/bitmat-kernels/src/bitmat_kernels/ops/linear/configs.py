@@ -79,19 +79,12 @@ def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.devi
     return DecodeConfig(block_n=block_n, block_w=256, num_warps=4, num_stages=1)
 
 
-# (gpu, fmt) -> smallest M at which weight-only runs as dequantize + cuBLAS, overriding the rule below
-TUNED_DEQUANT_MIN_M: dict[tuple[str, str], int] = {}
-
-
-def dequant_min_m(n: int, k: int, fmt: str, device: torch.device) -> int:
+def dequant_min_m(n: int, k: int) -> int:
     """Tokens from which weight-only matmuls dequantize the weight and call cuBLAS (kernel.linear_triton).
 
     H100 (NOTES.md v5): writing the dense weight costs about one bf16 weight read, so it pays once
     cuBLAS's compute time dominates: from M = 16 on small layers (<= 12M weights), M = 256 on
     medium ones (<= 40M), M = 1024 on large ones; our Triton GEMM wins below."""
-    tuned = TUNED_DEQUANT_MIN_M.get((gpu_key(device), fmt))
-    if tuned is not None:
-        return tuned
     size = n * k
     return 16 if size <= 12 * 2**20 else 256 if size <= 40 * 2**20 else 1024
 
@@ -137,16 +130,16 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
         while tiles * split_k * 2 <= sms and kp // (split_k * 2) >= 4 * bkp and split_k < 8:
             split_k *= 2
+    elif m > 256:
+        bm, bn, bkp, warps, stages = 64, 256, 64, 8, 3  # best at M = 4096 on all 8 shapes of the v5 sweep
     else:
         # H100 sweep over 8 layer shapes (NOTES.md v5): the large tile wins where it makes enough
         # programs; layers with few output rows (N) get a smaller tile, and those whose K is much
         # longer than N share K among programs instead (split-K).
         if m <= 64:
             base, small, k_heavy = (64, 128, 64, 4, 4), (16, 64, 128, 4, 4), (32, 128, 128, 4, 4)
-        elif m <= 256:
-            base, small, k_heavy = (64, 256, 64, 8, 3), (32, 128, 128, 4, 4), (128, 128, 64, 8, 3)
         else:
-            base = small = k_heavy = (64, 256, 64, 8, 3)
+            base, small, k_heavy = (64, 256, 64, 8, 3), (32, 128, 128, 4, 4), (128, 128, 64, 8, 3)
         tiles = triton.cdiv(m, base[0]) * triton.cdiv(n, base[1])
         if k >= 2.5 * n and tiles < 2 * sms:
             bm, bn, bkp, warps, stages = k_heavy

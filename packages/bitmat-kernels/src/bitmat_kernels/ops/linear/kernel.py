@@ -538,7 +538,7 @@ def linear_triton(
     common = dict(HAS_BIAS=bias is not None, BITS=bits, A8=a8, USE_PTX=not interp)
     bias_arg = bias if bias is not None else w_scale
     w_scale_stride = 1 if w_scale.numel() > 1 else 0
-    if path == "dequant" or (path == "auto" and not a8 and not interp and m >= dequant_min_m(n, k, fmt, x.device)):
+    if path == "dequant" or (path == "auto" and not a8 and not interp and m >= dequant_min_m(n, k)):
         if a8:
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")
         w = unpack_triton(packed, k, fmt, scale=w_scale, dtype=x.dtype)
