@@ -14,6 +14,7 @@ from .modeling import (
     Gemma158ForCausalLM,
     Llama158ForCausalLM,
     Mistral158ForCausalLM,
+    config_dict,
 )
 
 _PAIRS = (
@@ -42,18 +43,7 @@ class Auto158ModelForCausalLM:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
-        config = kwargs.get("config")
-        if isinstance(config, PretrainedConfig):
-            cfg = config.to_dict()
-        else:
-            cfg, _ = PretrainedConfig.get_config_dict(
-                config or pretrained_model_name_or_path,
-                **{
-                    k: kwargs[k]
-                    for k in ("cache_dir", "local_files_only", "revision", "subfolder", "token")
-                    if k in kwargs
-                },
-            )
+        cfg = config_dict(pretrained_model_name_or_path, kwargs)
         model_type = cfg.get("model_type")
         model_cls = MODEL_158_FOR_MODEL_TYPE.get(model_type)
         if model_cls is not None:

@@ -36,6 +36,16 @@ from .convert import (
 logger = logging.getLogger(__name__)
 
 
+def config_dict(path: str | os.PathLike | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The config a from_pretrained(path, **kwargs) call will use, as a dict: kwargs' `config` object, or the
+    config file at kwargs' `config` path or at `path` (with the hub arguments of kwargs)."""
+    config = kwargs.get("config")
+    if config is not None and not isinstance(config, (str, os.PathLike)):
+        return config.to_dict()
+    hub = {k: kwargs[k] for k in ("cache_dir", "local_files_only", "revision", "subfolder", "token") if k in kwargs}
+    return PretrainedConfig.get_config_dict(config or path, **hub)[0]
+
+
 class BitMatArchitectureError(ValueError):
     """A checkpoint's architecture is not the one the class builds."""
 
@@ -73,19 +83,8 @@ class BitMat158Mixin:
         BitMatCheckpointError for missing, truncated, tampered or future-format files."""
         config = kwargs.get("config")
         path = pretrained_model_name_or_path
-        if config is None or isinstance(config, (str, os.PathLike)):
-            cfg_dict, _ = PretrainedConfig.get_config_dict(
-                config or path,
-                **{
-                    k: kwargs[k]
-                    for k in ("cache_dir", "local_files_only", "revision", "subfolder", "token")
-                    if k in kwargs
-                },
-            )
-            model_type = cfg_dict.get("model_type")
-        else:
-            model_type = getattr(config, "model_type", None)
-            cfg_dict = config.to_dict()
+        cfg_dict = config_dict(path, kwargs)
+        model_type = cfg_dict.get("model_type")
         if model_type not in cls._bitmat_accepted_model_types():
             raise BitMatArchitectureError(
                 f"{cls.__name__} loads '{cls.config_class.model_type}' (BitMat) or '{cls._bitmat_base_model_type}' "
