@@ -79,6 +79,7 @@ def main() -> int:
     ap.add_argument("--dequant", action="store_true", help="also time weight-only as dequantize + cuBLAS")
     ap.add_argument("--sweep-modes", default="A8", help="GEMM sweep modes: A8, A16 or both (A8,A16)")
     ap.add_argument("--split-k", default="1,2,4", help="split-K factors tried while the tiles are fewer than 2x SMs")
+    ap.add_argument("--decode-split", default="1", help="split-K factors of the one-token GEMV sweep")
     args = ap.parse_args()
     out = open(args.out, "a")
 
@@ -177,23 +178,35 @@ def main() -> int:
         if "decode" in args.sweep:
             for m in [b for b in sweep_batches if b <= configs.DECODE_MAX_M]:
                 x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen)
+                modes = [8 if mode == "A8" else None for mode in args.sweep_modes.split(",")]
+                splits = [int(v) for v in args.decode_split.split(",")]
                 grid = [
-                    (8, bn, bw_, w_, st, fq)
-                    for bn in (16, 32, 64)
-                    for bw_ in (32, 64, 128)
-                    for w_ in (4, 8)
-                    for st in (1, 3)
-                    for fq in (True, False)
+                    (ab, bn, bw_, 4, st, False, sk)
+                    for ab in modes
+                    for bn in (8, 16, 32)
+                    for bw_ in ((64, 128) if ab == 8 else (128, 256))
+                    for st in (1, 2)
+                    for sk in splits
                 ]
-                grid += [(None, bn, bw_, 4, st, False) for bn in (8, 16, 32) for bw_ in (64, 128, 256) for st in (1, 3)]
-                for ab, bn, bw_, warps, stages, fq in grid:
+                for ab, bn, bw_, warps, stages, fq, sk in grid:
                     if bn * bw_ * max(m, 1) > 8192:  # register budget; larger tiles crash LLVM or spill
                         continue
+                    cols = (k + 3) // 4 // (4 if ab == 8 else 1)
+                    if sk > 1 and cols < 2 * sk * bw_:  # fewer than two steps a split
+                        continue
                     cfg = configs.DecodeConfig(
-                        block_n=bn, block_w=bw_, num_warps=warps, num_stages=stages, fused_quant=fq
+                        block_n=bn, block_w=bw_, num_warps=warps, num_stages=stages, fused_quant=fq, split_k=sk
                     )
                     configs.TUNED_DECODE[(key_gpu, "ternary", ab == 8, configs.m_bucket(m))] = cfg
                     try:
+                        # correct against the float64 oracle, and identical over repeated calls (split-K's
+                        # cross-program reduction must not race)
+                        ref = linear_reference(
+                            x, tern[0], scale, k, "ternary", ab, None, accumulate_dtype=torch.float64
+                        )
+                        ys = [linear_triton(x, tern[0], scale, k, "ternary", ab, None) for _ in range(20)]
+                        err = ((ys[0].double() - ref).norm() / ref.norm()).item()
+                        repeat_equal = all(torch.equal(ys[0], y_) for y_ in ys[1:])
                         t = graph_time_us(
                             lambda i: linear_triton(x, tern[i % c_t], scale, k, "ternary", ab, None), c_t, 7
                         )
@@ -204,7 +217,20 @@ def main() -> int:
                             )
                         )
                         continue
-                    emit(dict(kind="sweep", family="decode", n=n, k=k, m=m, a8=ab == 8, cfg=cfg.__dict__, us=t))
+                    emit(
+                        dict(
+                            kind="sweep",
+                            family="decode",
+                            n=n,
+                            k=k,
+                            m=m,
+                            a8=ab == 8,
+                            cfg=cfg.__dict__,
+                            us=t,
+                            err=err,
+                            repeat_equal=repeat_equal,
+                        )
+                    )
                 configs.TUNED_DECODE.clear()
         if "gemm" in args.sweep:
             for m in [b for b in sweep_batches if b > configs.DECODE_MAX_M]:

@@ -29,6 +29,7 @@ class DecodeConfig:
     num_warps: int = 4
     num_stages: int = 2
     fused_quant: bool = True  # A8: quantize activations inside the GEMV (one launch, not two)
+    split_k: int = 1  # one token: programs sharing each output block's K (long K, few rows)
 
 
 @dataclass(frozen=True)
