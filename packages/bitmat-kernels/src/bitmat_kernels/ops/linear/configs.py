@@ -71,11 +71,15 @@ def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.devi
     tuned = TUNED_DECODE.get((gpu_key(device), fmt, a8, m_bucket(m)))
     if tuned is not None:
         return tuned
-    # H100 decode sweep over 4 shapes (NOTES.md v6): A8 one token 16 rows x 128 words, 4 warps, the
-    # quantization in its own kernel (fused only won on the smallest layers, by 3%); weight-only 256
-    # bytes a row a step, with rows per program chosen so the grid keeps >= 512 programs.
+    # H100 decode sweeps (NOTES.md v6, v7): A8 one token 128 words a row a step, 4 warps, the
+    # quantization in its own kernel (fused only won on the smallest layers, by 3%), 8 rows a program
+    # up to N = 8192 and 16 above; weight-only 256 bytes a row a step, with rows per program chosen so
+    # the grid keeps >= 512 programs. Split-K only paid for weight-only on a large layer with K >> N
+    # (8192x28672: 72.7 -> 66.3 us); everywhere else the partial sums cost more than they gained.
     if a8:
-        return DecodeConfig(block_n=16, block_w=128, num_warps=4, num_stages=1, fused_quant=False)
+        return DecodeConfig(block_n=8 if n <= 8192 else 16, block_w=128, num_warps=4, num_stages=1, fused_quant=False)
+    if m == 1 and k >= 3 * n and n >= 8192:
+        return DecodeConfig(block_n=32, block_w=128, num_warps=4, num_stages=1, split_k=2)
     block_n = next((b for b in (32, 16) if -(-n // b) >= 512), 8)
     return DecodeConfig(block_n=block_n, block_w=256, num_warps=4, num_stages=1)
 
