@@ -1,6 +1,7 @@
 """Fast generation (static cache + CUDA graphs) on the CPU: the same tokens as the dynamic-cache eager path."""
 
 import bitmat_hf
+import bitmat_nn
 import pytest
 import torch
 from _hf_testing import VOCAB, input_ids, make_model
@@ -36,6 +37,9 @@ def test_hf_generation_static_generate_matches_dynamic_eager():
     assert gc.cache_implementation == "static" and gc.max_cache_len == 32
     assert gc.compile_config is None  # nothing to compile on the CPU
     assert model._bitmat_fast_generation["dropped_latent_layers"] == len(layers)
+    # q/k/v and gate/up share one matmul in every layer; tokens below are still exactly the unfused model's
+    assert model._bitmat_fast_generation["fused_projection_groups"] == 2 * len(model.model.layers)
+    assert isinstance(model.model.layers[0].self_attn.bitmat_fused_q_k_v, bitmat_nn.FusedBitLinear)
     with torch.no_grad():
         got = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False)
         again = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False)

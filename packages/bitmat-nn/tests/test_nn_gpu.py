@@ -197,3 +197,40 @@ def test_lm_train_step_generate_and_compile(layer_types):
         eager = model(ids).logits
         compiled = torch.compile(model)
         _close(compiled(ids).logits, eager, rel=3e-2)  # bf16 fusion differences, see above
+
+
+@pytest.mark.parametrize("m", [1, 7, 300])
+def test_fused_projections_real_sizes_match_unfused_in_a_cuda_graph(m, triton_calls):
+    """Llama-3-8B's q/k/v and gate/up (hidden 4096) as one Triton matmul each: the same outputs as the
+    separate layers (one M=1 decode step captured in a CUDA graph), with 2 launches instead of 5."""
+    from bitmat_nn import fuse_projections
+
+    torch.manual_seed(0)
+    attn = torch.nn.Module()
+    attn.q_proj, attn.k_proj, attn.v_proj = (BitLinear(4096, n, bias=False) for n in (4096, 1024, 1024))
+    attn.gate_proj, attn.up_proj = (BitLinear(4096, 14336, bias=False) for _ in range(2))
+    attn = attn.to(DEVICE, torch.bfloat16).eval()
+    for layer in attn.children():
+        layer.drop_latent_weights()
+    x = torch.randn(m, 4096, device=DEVICE, dtype=torch.bfloat16)
+    names = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
+
+    def step():
+        return [getattr(attn, n)(x) for n in names]
+
+    with torch.no_grad():
+        ref = [y.clone() for y in step()]
+        assert fuse_projections(attn) == 2
+        triton_calls.clear()
+        out = step()
+        assert len(triton_calls) == 2
+        for y, r in zip(out, ref):
+            torch.testing.assert_close(y, r, rtol=1e-2, atol=1e-2)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            captured = step()
+        x.copy_(torch.randn_like(x))
+        graph.replay()
+        fresh = step()
+        for y, r in zip(captured, fresh):
+            torch.testing.assert_close(y, r, rtol=0, atol=0)

@@ -6,7 +6,9 @@ bf16 (random weights), converted, and its latent weights dropped at once (so mem
 Variants:
 
 * `bf16`: the transformers model as built: the baseline;
-* `bitmat` (alias `bitmat-hf`): `bitmat_hf.convert_hf_model` + `prepare_for_fast_generation` (W1.58A8, packed);
+* `bitmat` (alias `bitmat-hf`): `bitmat_hf.convert_hf_model` + `prepare_for_fast_generation` (W1.58A8, packed,
+  q/k/v and gate/up fused into one matmul each);
+* `bitmat-unfused`: the same with every projection its own matmul (`fuse_projections=False`);
 * `bitmat-nn`: `bitmat_nn.replace_linear_with_bitlinear` on the decoder layers, latent weights dropped;
 * `bitmat-kernels` / `bitmat-kernels-a16`: every decoder nn.Linear swapped for a bare packed layer calling
   `bitmat_kernels.bitmat_linear` (A8 / weight-only);
@@ -54,7 +56,7 @@ from .timing import time_graph
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("bf16", "bitmat", "bitmat-nn", "bitmat-kernels", "bitmat-kernels-a16", "hf-bitnet")
+VARIANTS = ("bf16", "bitmat", "bitmat-unfused", "bitmat-nn", "bitmat-kernels", "bitmat-kernels-a16", "hf-bitnet")
 _ALIASES = {"bitmat-hf": "bitmat", "bitmat-w158a8": "bitmat"}
 MODES = ("prefill", "graph", "generate")
 BASE = "bf16"
@@ -195,15 +197,19 @@ def convert(model, variant: str):
                 m.drop_latent_weights()
         model.eval()
         return model, "bitmat_nn.replace_linear_with_bitlinear(model.model.layers), latent weights dropped"
-    if variant == "bitmat":
+    if variant in ("bitmat", "bitmat-unfused"):
         try:
             import bitmat_hf
+            import bitmat_nn
         except Exception as e:
             raise ImportError(f"bitmat-hf not installed/not available ({type(e).__name__}: {e})") from e
         model = bitmat_hf.convert_hf_model(model, show_progress=False)
         bitmat_hf.pack_and_drop_latent(model, show_progress=False)
         model.eval()
-        return model, f"bitmat_hf.convert_hf_model -> {type(model).__name__}, latent weights dropped (W1.58A8)"
+        note = f"bitmat_hf.convert_hf_model -> {type(model).__name__}, latent weights dropped (W1.58A8)"
+        if variant == "bitmat":  # what prepare_for_fast_generation does by default
+            note += f", {bitmat_nn.fuse_projections(model)} projection groups fused (q/k/v, gate/up)"
+        return model, note
     if variant == "hf-bitnet":
         if type(model).__name__ != "BitNetForCausalLM":
             raise ImportError("hf-bitnet applies to the bitnet architecture only (--arch bitnet)")
@@ -328,7 +334,10 @@ def measure_graph(decoder, vocab, batch, prompt_len, new_tokens, device, seed) -
 def measure_generate(model, vocab, batch, prompt_len, new_tokens, device, seed) -> tuple[dict, torch.Tensor]:
     from bitmat_hf import prepare_for_fast_generation
 
-    prepare_for_fast_generation(model, max_cache_len=prompt_len + new_tokens, drop_latent_weights=True)
+    # fusion is decided by the variant (convert); this call leaves an unfused model unfused
+    prepare_for_fast_generation(
+        model, max_cache_len=prompt_len + new_tokens, drop_latent_weights=True, fuse_projections=False
+    )
     ids = _random_ids(vocab, batch, prompt_len, seed, device)
     mask = torch.ones_like(ids)
     kw = dict(attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)

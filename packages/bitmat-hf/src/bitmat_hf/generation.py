@@ -24,6 +24,7 @@ import logging
 import time
 from typing import Any
 
+import bitmat_nn
 import torch
 from torch import nn
 
@@ -69,12 +70,16 @@ def prepare_for_fast_generation(
     compile_mode: str = "reduce-overhead",
     fullgraph: bool = False,
     drop_latent_weights: bool = True,
+    fuse_projections: bool = True,
     warmup: bool = False,
 ):
     """Readies `model` for `model.generate(...)` with a static KV cache and (on CUDA) CUDA graphs.
 
     * every BitLinear packs its weights and frees its latent weights (`drop_latent_weights=False` keeps them;
       a compiled graph then re-quantizes them at every step, which is slow);
+    * `fuse_projections=True`: each layer's q/k/v and gate/up projections share one packed matmul
+      (`bitmat_nn.fuse_projections`: 4 matmuls a Llama layer instead of 7, same outputs, no extra memory;
+      state_dict and save_pretrained are unchanged; `bitmat_nn.unfuse_projections` undoes it);
     * eval mode, `generation_config.cache_implementation = "static"` and, when given, `max_cache_len` (the cache
       is then sized for the longest call once and reused without recompiling);
     * on CUDA with `compile=True`: `generation_config.compile_config = CompileConfig(mode=compile_mode,
@@ -95,6 +100,7 @@ def prepare_for_fast_generation(
         raise ValueError(f"{fn}: warmup=True needs argument 'max_batch_size'")
     model.eval()
     dropped = pack_and_drop_latent(model, show_progress=False) if drop_latent_weights else 0
+    fused = bitmat_nn.fuse_projections(model) if fuse_projections else 0
     gc = model.generation_config
     gc.cache_implementation = "static"
     if max_cache_len is not None:
@@ -118,13 +124,15 @@ def prepare_for_fast_generation(
         "compile": bool(compile and device.type == "cuda"),
         "compile_mode": compile_mode,
         "dropped_latent_layers": dropped,
+        "fused_projection_groups": fused,
     }
     logger.info(
-        "%s: static cache%s, %s; latent weights dropped in %d BitLinear layers",
+        "%s: static cache%s, %s; latent weights dropped in %d BitLinear layers; %d projection groups fused",
         type(model).__name__,
         f" (max_cache_len={max_cache_len})" if max_cache_len else "",
         f"torch.compile mode={compile_mode}" if compile and device.type == "cuda" else "no compilation",
         dropped,
+        fused,
     )
     if warmup:
         vocab = int(getattr(model.config.get_text_config(decoder=True), "vocab_size", 2) or 2)

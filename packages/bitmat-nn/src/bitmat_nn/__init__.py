@@ -5,6 +5,7 @@ from .attention import BitAttention
 from .cache import BitNetCache, KVCache, MambaCache
 from .convert import replace_linear_with_bitlinear
 from .ffn import BitFFN
+from .fuse import FusedBitLinear, fuse_projections, unfuse_projections
 from .linear import BitLinear
 from .mamba import BitMamba, selective_scan
 from .model import BitNetBlock, BitNetConfig, BitNetForCausalLM, BitNetOutput
@@ -22,10 +23,13 @@ __all__ = [
     "BitNetConfig",
     "BitNetForCausalLM",
     "BitNetOutput",
+    "FusedBitLinear",
     "KVCache",
     "MambaCache",
     "RMSNorm",
     "__version__",
+    "fuse_projections",
     "replace_linear_with_bitlinear",
     "selective_scan",
+    "unfuse_projections",
 ]

@@ -75,6 +75,8 @@ class BitLinear(nn.Linear):
             converted model computes its float original up to quantization.
     """
 
+    _fused_group: tuple | None = None  # (FusedBitLinear, index) after fuse.fuse_projections
+
     def __init__(
         self,
         in_features: int,
@@ -237,6 +239,7 @@ class BitLinear(nn.Linear):
     def pack_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(Re)compute packed_weight and weight_scale from the latent weight and return them."""
         w = self._require_latent("pack_weights")
+        self._leave_fused_group()
         key = self._cache_key()
         with torch.no_grad():
             if w.is_meta:
@@ -280,6 +283,7 @@ class BitLinear(nn.Linear):
         """
         if self.weight is not None:
             return
+        self._leave_fused_group()
         if dtype is None:
             dtype = self.bias.dtype if self.bias is not None else torch.get_default_dtype()
         with torch.no_grad():
@@ -348,6 +352,11 @@ class BitLinear(nn.Linear):
         return F.linear(x, self.quantized_weight_for_training(), self.bias)
 
     def _forward_packed(self, x: torch.Tensor) -> torch.Tensor:
+        if self._fused_group is not None:  # fuse.fuse_projections: one matmul shared with sibling layers
+            fusion, index = self._fused_group
+            if fusion.intact(index) and x.dtype != torch.float64:
+                return fusion.member_output(index, x)
+            fusion.dissolve()  # this layer's weights changed since fusion: every member runs alone again
         if self.weight is not None and torch.compiler.is_compiling():
             # A compiled graph cannot branch on the weight's version counter, so it quantizes on the fly:
             # never stale. Drop the latent weights for compiled inference that reads only packed bytes.
@@ -383,8 +392,18 @@ class BitLinear(nn.Linear):
         self._packed_key = None
         return self
 
+    def _leave_fused_group(self) -> None:
+        if self._fused_group is not None:
+            self._fused_group[0].dissolve()
+
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self._fused_group is not None:
+            # fused buffers are views of one stacked tensor: save each as its own (safetensors refuses shared
+            # storage, and the checkpoint format is per layer)
+            for name in ("packed_weight", "weight_scale"):
+                if prefix + name in destination and destination[prefix + name]._base is not None:
+                    destination[prefix + name] = destination[prefix + name].clone()
         metadata = getattr(destination, "_metadata", None)
         if self.weight is None and metadata is not None and prefix[:-1] in metadata:
             metadata[prefix[:-1]][_META_FORMAT_VERSION] = bk.FORMAT_VERSION

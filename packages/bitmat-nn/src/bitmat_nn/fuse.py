@@ -1,0 +1,216 @@
+"""One matmul for sibling BitLinear layers that read the same input (q/k/v, gate/up).
+
+At one token a layer's matmul is a few microseconds of launch and latency whatever its size, and each W1.58A8
+call also quantizes its input. A Llama decoder layer makes seven such calls; with q/k/v and gate/up fused it
+makes four, each on a larger weight that reads closer to memory speed.
+
+``fuse_projections(model)`` stacks the packed weights of each group row-wise into one
+:class:`FusedBitLinear` (per-row scales, so members with different per-tensor scales fuse exactly). The members
+stay in place, with the same names, state_dict keys and API; their packed buffers become views into the fused
+weight (no extra memory), and their forward returns their slice of one shared product:
+
+* the first member called with an input computes the whole product and keeps it until every member has taken
+  its slice from the same input tensor (checked by identity and version counter), so a model that calls its
+  projections in any order is served by one matmul; any other call computes afresh, so results never depend on
+  the order (only the kernel's row blocks differ: outputs match the unfused layers to rounding);
+* a member whose packed buffers were replaced (``pack_weights``, ``restore_latent_weights``, ``.to()``,
+  assignment) dissolves its group at its next call, and every member runs on its own buffers again.
+
+Inference only: members must be packed-only (``drop_latent_weights()``). ``unfuse_projections`` undoes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+import bitmat_kernels as bk
+import torch
+from torch import nn
+
+from .linear import BitLinear
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GROUPS: tuple[tuple[str, ...], ...] = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+"""Child names of sibling projections that read the same input (Llama, Mistral, Qwen, BitNet, bitmat-nn)."""
+
+_FUSED_NAME = "bitmat_fused_{}"  # the FusedBitLinear's attribute name in the parent module
+
+
+class FusedBitLinear(nn.Module):
+    """The stacked packed weights of several packed-only BitLinear layers with one input; see the module doc."""
+
+    def __init__(self, members: Sequence[BitLinear]):
+        super().__init__()
+        why = fusable(members)
+        if why:
+            raise ValueError(f"FusedBitLinear: cannot fuse these layers: {why}")
+        first = members[0]
+        self.in_features = first.in_features
+        self.weight_bits, self.activation_bits, self.eps = first.weight_bits, first.activation_bits, first.eps
+        self.out_features = sum(m.out_features for m in members)
+        scales = [m.weight_scale.reshape(-1).expand(m.out_features) for m in members]
+        biases = [m.bias for m in members]
+        has_bias = any(b is not None for b in biases)
+        bias_dtype = next((b.dtype for b in biases if b is not None), None)
+        with torch.no_grad():
+            packed = torch.cat([m.packed_weight for m in members], dim=0)
+            scale = torch.cat(scales).to(torch.float32).contiguous()
+            bias = None
+            if has_bias:
+                bias = torch.cat(
+                    [
+                        b.detach().to(bias_dtype) if b is not None else torch.zeros(m.out_features, dtype=bias_dtype)
+                        for m, b in zip(members, biases)
+                    ]
+                ).to(packed.device)
+        # non-persistent: the members' own state_dict entries stay the checkpoint format
+        self.register_buffer("packed_weight", packed, persistent=False)
+        self.register_buffer("weight_scale", scale, persistent=False)
+        self.register_buffer("bias", bias, persistent=False)
+        self.bounds: list[tuple[int, int]] = []
+        self._members: list[BitLinear] = list(members)
+        self._views: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._scale_versions: list[int] = []  # an in-place change of a copied per-tensor scale shows here
+        self._pending: tuple | None = None
+        lo = 0
+        for i, m in enumerate(members):
+            hi = lo + m.out_features
+            self.bounds.append((lo, hi))
+            m.packed_weight = packed[lo:hi]
+            if m.weight_scale.numel() == m.out_features:  # per-channel: a view too
+                m.weight_scale = scale[lo:hi].reshape(m.weight_scale.shape)
+            # a per-tensor scale stays the member's own tensor, copied into the group's rows: loading or
+            # assigning weights dissolves the group (BitLinear), so the copy cannot go stale unnoticed
+            self._views.append((m.packed_weight, m.weight_scale))
+            self._scale_versions.append(m.weight_scale._version)
+            m._fused_group = (self, i)  # a tuple: not registered as a submodule (no cycle in the module tree)
+            lo = hi
+
+    def extra_repr(self) -> str:
+        sizes = "+".join(str(hi - lo) for lo, hi in self.bounds)
+        return f"in_features={self.in_features}, out_features={sizes}, weight_bits={self.weight_bits}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The whole product [..., sum of the members' out_features]."""
+        bias = self.bias
+        if bias is not None and bias.dtype != x.dtype:
+            bias = bias.to(x.dtype)
+        return bk.bitmat_linear(
+            x, self.packed_weight, self.weight_scale, in_features=self.in_features, weight_bits=self.weight_bits,
+            activation_bits=self.activation_bits, bias=bias, eps=self.eps,
+        )  # fmt: skip
+
+    def intact(self, index: int) -> bool:
+        """Whether member `index` still holds the views this group made (else its weights changed)."""
+        m = self._members[index]
+        packed, scale = self._views[index]
+        if m.packed_weight is not packed or m.weight_scale is not scale or m.weight is not None:
+            return False
+        # (a compiled graph cannot branch on version counters: there the identity checks are the guard)
+        return torch.compiler.is_compiling() or scale._version == self._scale_versions[index]
+
+    def member_output(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Member `index`'s output for x: its slice of the shared product (computed by the first member to ask)."""
+        compiling = torch.compiler.is_compiling()
+        version = None if compiling else x._version
+        pending = self._pending
+        if pending is not None and pending[0] is x and pending[1] == version and not pending[2][index]:
+            y = pending[3]
+            served = tuple(s or j == index for j, s in enumerate(pending[2]))
+            self._pending = None if all(served) else (x, version, served, y)
+        else:
+            y = self(x)
+            served = tuple(j == index for j in range(len(self.bounds)))
+            self._pending = (x, version, served, y)
+        lo, hi = self.bounds[index]
+        return y[..., lo:hi]
+
+    def dissolve(self) -> None:
+        """Every member gets its own copy of its packed buffers back and runs alone; this module keeps no weights
+        (it stays in the module tree, which may be under iteration now; unfuse_projections removes it)."""
+        for i, m in enumerate(self._members):
+            if m._fused_group is None or m._fused_group[0] is not self:
+                continue
+            packed, scale = self._views[i]
+            with torch.no_grad():
+                if m.packed_weight is packed:
+                    m.packed_weight = packed.clone()
+                if m.weight_scale is scale and scale.numel() > 1:
+                    m.weight_scale = scale.clone()
+            m._fused_group = None
+        self._members, self._views, self._scale_versions, self._pending, self.bounds = [], [], [], None, []
+        for name in ("packed_weight", "weight_scale"):
+            setattr(self, name, getattr(self, name)[:0])
+        self.bias = None
+
+
+def fusable(members: Sequence[nn.Module]) -> str:
+    """Why these layers cannot share one matmul ("" if they can)."""
+    if len(members) < 2:
+        return "fewer than two layers"
+    for m in members:
+        if not isinstance(m, BitLinear):
+            return f"{type(m).__name__} is not a BitLinear"
+        if m.weight is not None:
+            return "a layer still has latent weights (call drop_latent_weights() first: fusion is for inference)"
+        if m.norm is not None:
+            return "a layer normalizes its own input"
+        if getattr(m, "_fused_group", None) is not None:
+            return "a layer is already fused"
+        if m.packed_weight.is_meta:
+            return "a layer's weights are on the meta device"
+    first = members[0]
+    for m in members[1:]:
+        for attr in ("in_features", "weight_bits", "activation_bits", "eps"):
+            if getattr(m, attr) != getattr(first, attr):
+                return f"{attr} differs ({getattr(first, attr)} vs {getattr(m, attr)})"
+        if m.packed_weight.device != first.packed_weight.device:
+            return f"devices differ ({first.packed_weight.device} vs {m.packed_weight.device})"
+    return ""
+
+
+def fuse_projections(model: nn.Module, groups: Iterable[Sequence[str]] = DEFAULT_GROUPS) -> int:
+    """Fuses every set of sibling packed-only BitLinear layers named as in one of `groups` (children of one
+    module); returns how many groups were fused. Sets that cannot fuse (latent weights, different settings or
+    devices, a layer with its own input norm) are left as they are and logged."""
+    groups = [tuple(g) for g in groups]
+    fused = 0
+    for parent_name, parent in list(model.named_modules()):
+        for group in groups:
+            members = [getattr(parent, name, None) for name in group]
+            if any(m is None for m in members):
+                continue
+            why = fusable(members)
+            if why:
+                logger.debug("fuse_projections: %s %s not fused: %s", parent_name or "<model>", group, why)
+                continue
+            # (replaces a dissolved group of the same layers, if any)
+            setattr(
+                parent,
+                _FUSED_NAME.format("_".join(name.removesuffix("_proj") for name in group)),
+                FusedBitLinear(members),
+            )
+            fused += 1
+    logger.info("fuse_projections: %d groups of sibling BitLinear layers now share one matmul each", fused)
+    return fused
+
+
+def unfuse_projections(model: nn.Module) -> int:
+    """Undoes fuse_projections: every member owns its packed buffers again; returns how many groups dissolved."""
+    found = [
+        (parent, name, child)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if isinstance(child, FusedBitLinear)
+    ]
+    live = 0
+    for parent, name, child in found:
+        live += bool(child.bounds)
+        child.dissolve()
+        delattr(parent, name)
+    return live
+
+
+__all__ = ["DEFAULT_GROUPS", "FusedBitLinear", "fusable", "fuse_projections", "unfuse_projections"]
