@@ -12,6 +12,8 @@
 #   2 llama-generate Llama-3-8B shape, bf16 vs BitMat: model.generate (transformers' reduce-overhead compile), 1, 16
 #   3 bitnet         BitNet-2B shape (transformers BitNetForCausalLM): bf16, BitMat, transformers' own BitLinear
 #   4 batch4         batch 4 on both shapes (graph mode), if time is left
+#   5 llama-unfused  Llama-3-8B shape, BitMat without fused q/k/v and gate/up (graph, batch 1 and 16): attribution
+# STEPS="sanity llama-graph" runs only the named steps (default: all), so a run can be split over several calls.
 # Output: $OUT (default ./out)/<step>/{results.json,results.jsonl,results.csv,summary.md,headline.md}, <step>.log,
 # HEADLINES.md (all headline tables), everything packed into $OUT/bitmat-model-results.tgz.
 set -uo pipefail
@@ -37,6 +39,10 @@ left() { echo $(( TOTAL - (SECONDS - START) )); }
 
 step() {  # step NAME MIN_SECONDS CMD...: run with a hard timeout of what is left, never stop the script
   local name="$1" need="$2"; shift 2
+  case " ${STEPS:-all} " in
+    *" $name "* | " all ") ;;
+    *) return 0 ;;
+  esac
   local rem; rem=$(left)
   if [ "$rem" -lt "$need" ]; then
     echo "[gpu_model] $name: skipped ($rem s left, needs $need)" | tee -a "$OUT/steps.log"
@@ -110,6 +116,9 @@ def graph(compile):
     return out
 case("graph_none", lambda: graph("none"))
 case("graph_regional", lambda: graph("regional"))
+import bitmat_nn
+bitmat_nn.fuse_projections(model)  # from here on q/k/v and gate/up share one matmul (as prepare_for_fast_generation does)
+case("graph_full_fused", lambda: graph("full"))
 def gen():
     bitmat_hf.prepare_for_fast_generation(model, max_cache_len=32)
     with torch.no_grad():
@@ -131,6 +140,8 @@ step bitnet 60 $M --out "$OUT/bitnet" --model bitnet-2b --arch auto --impls bf16
   --modes prefill,graph --batch 1,16 --max-seconds "$(budget 60)"
 step batch4 60 $M --out "$OUT/batch4" --model llama3-8b,bitnet-2b --impls bf16,bitmat --modes graph --batch 4 \
   --max-seconds "$(budget 40)"
+step llama-unfused 120 $M --out "$OUT/llama-unfused" --model llama3-8b --impls bitmat-unfused --modes graph \
+  --batch 1,16 --max-seconds "$(budget 60)"
 
 {
   for d in "$OUT"/*/; do

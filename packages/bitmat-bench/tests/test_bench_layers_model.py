@@ -57,3 +57,13 @@ def test_bench_model_cpu(tmp_path):
     assert by[("bitmat-kernels", "graph")]["decode_tokens_per_s"] > 0
     assert "decode_speedup_vs_bf16" in by[("bitmat-kernels", "graph")]
     assert "prefill_speedup_vs_bf16" in by[("bitmat-kernels", "prefill")]
+
+
+def test_tensor_bytes_counts_each_storage_once_and_whole():
+    """Views into one storage (fused projections' members) count it once; a module's tensors are all counted."""
+    import torch
+    from bitmat_bench.impls import tensor_bytes
+
+    base = torch.zeros(10, 4, dtype=torch.uint8)
+    assert tensor_bytes([base[:3], base[3:7], base[7:]]) == 40
+    assert tensor_bytes([torch.zeros(3), torch.zeros(5, dtype=torch.float64)]) == 12 + 40

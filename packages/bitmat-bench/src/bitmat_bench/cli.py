@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile",
         default="auto",
         choices=("auto", "regional", "full", "none"),
-        help="compilation in the graph mode: regional (norms + MLPs; default on CUDA), full, none",
+        help="compilation in the graph mode: full (the whole step; default on CUDA), regional (norms + MLPs), none",
     )
     _common(md)
 

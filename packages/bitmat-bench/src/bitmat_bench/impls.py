@@ -64,11 +64,14 @@ def tensor_bytes(obj: Any, _seen: set[int] | None = None) -> int:
     """Bytes of the distinct tensors in obj (a tensor, a module, or a tuple/list/dict of them)."""
     seen = _seen if _seen is not None else set()
     if isinstance(obj, torch.Tensor):
-        key = obj.untyped_storage().data_ptr() if obj.device.type != "meta" else id(obj)
+        if obj.device.type == "meta":
+            key, nbytes = id(obj), obj.numel() * obj.element_size()
+        else:  # views of one storage (fused projections) count it once, whole
+            key, nbytes = obj.untyped_storage().data_ptr(), obj.untyped_storage().nbytes()
         if key in seen:
             return 0
         seen.add(key)
-        return obj.numel() * obj.element_size()
+        return nbytes
     if isinstance(obj, torch.nn.Module):
         return sum(tensor_bytes(t, seen) for t in list(obj.parameters()) + list(obj.buffers())) + sum(
             tensor_bytes(v, seen) for v in vars(obj).values() if isinstance(v, torch.Tensor)
