@@ -13,8 +13,8 @@ Two ways in:
 * `GraphGreedyDecoder(model, max_cache_len=...)`: an explicit greedy decoding loop around the same static cache
   with the whole decode step (forward, argmax, feeding the token back) captured in ONE CUDA graph and replayed
   once per token: no per-token host work beyond the replay. The step is compiled whole by default on CUDA
-  ("full": inductor fuses RoPE, norms, residual adds and the activation quantization of every W1.58A8 matmul into
-  a few kernels a layer; about a minute for an 8B model, and 1.4x the tokens/s of "regional" on an H100), or
+  ("full": inductor fuses RoPE, norms and residual adds into a few kernels a layer; under a minute for an 8B
+  model, and 1.4x the tokens/s of "regional" for BitMat on an H100), or
   only its norms and MLPs ("regional": compiled once, reused by every layer, seconds). On the CPU, or where
   capture fails, it runs the same loop eagerly and says so in `stats`.
   Greedy only; prompts must not be padded.

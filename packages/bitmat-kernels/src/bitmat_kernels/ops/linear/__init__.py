@@ -9,8 +9,7 @@ from ...backend import use_triton
 from ...formats import weight_format
 from ..pack import check_packed
 from ..quantize import _check_eps
-from ..quantize.reference import quantize_activations_reference
-from .reference import dequantize_reference, linear_int8_reference, linear_reference
+from .reference import dequantize_reference, linear_reference
 
 
 def _linear_impl(
@@ -54,36 +53,6 @@ def _backward(ctx, grad_y):
 
 
 _linear_op.register_autograd(_backward, setup_context=_setup_context)
-
-
-def _linear_int8_impl(
-    xq: torch.Tensor,
-    x_scale: torch.Tensor,
-    row_sum: torch.Tensor,
-    packed: torch.Tensor,
-    scale: torch.Tensor,
-    in_features: int,
-    fmt: str,
-    bias: torch.Tensor | None,
-    out_dtype: torch.dtype,
-) -> torch.Tensor:
-    if use_triton(xq):
-        from .kernel import linear_triton
-
-        return linear_triton(
-            xq, packed, scale, in_features, fmt, 8, bias, quantized=(x_scale, row_sum), out_dtype=out_dtype
-        )
-    return linear_int8_reference(xq, x_scale, packed, scale, in_features, fmt, bias, out_dtype)
-
-
-# W1.58A8 on activations quantized outside the op: under torch.compile, where the quantization is traced as
-# torch ops and inductor fuses it into the kernel that produced x (an RMSNorm, a SiLU-multiply).
-_linear_int8_op = torch.library.custom_op("bitmat::linear_int8", mutates_args=())(_linear_int8_impl)
-
-
-@_linear_int8_op.register_fake
-def _(xq, x_scale, row_sum, packed, scale, in_features, fmt, bias, out_dtype):
-    return xq.new_empty(*xq.shape[:-1], packed.shape[0], dtype=out_dtype)
 
 
 def bitmat_linear(
@@ -133,18 +102,10 @@ def bitmat_linear(
     # Eager inference skips the custom-op machinery (autograd wrapper and dispatcher: tens of
     # microseconds of host time a call, more than a decode kernel); torch.compile and anything that
     # needs gradients go through the op.
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad))
-    compiling = torch.compiler.is_compiling()
-    if compiling and activation_bits == 8 and not needs_grad and use_triton(x):
-        # Traced as torch ops, the per-token quantization fuses into the kernel that made x (one launch
-        # less per layer in a compiled decode step); the matmul reads the int8 result.
-        xq, x_scale = quantize_activations_reference(x.reshape(-1, in_features), _check_eps(fn, eps))
-        y = _linear_int8_op(
-            xq, x_scale, xq.sum(dim=1, dtype=torch.int32), packed, scale.contiguous(), in_features, fmt,
-            None if bias is None else bias.contiguous(), x.dtype,
-        )  # fmt: skip
-        return y.reshape(*x.shape[:-1], n)
-    return (_linear_op if (compiling or needs_grad) else _linear_impl)(
+    needs_op = torch.compiler.is_compiling() or (
+        torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad))
+    )
+    return (_linear_op if needs_op else _linear_impl)(
         x.contiguous(),
         packed,
         scale.contiguous(),

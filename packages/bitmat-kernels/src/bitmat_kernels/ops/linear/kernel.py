@@ -561,23 +561,18 @@ def linear_triton(
     bias: torch.Tensor | None,
     eps: float = 1e-5,
     path: str = "auto",
-    quantized: tuple[torch.Tensor, torch.Tensor | None] | None = None,
-    out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """`path` ("auto", "decode", "gemm", "dequant") exists for tests and benchmarks; users leave it alone.
 
     "dequant" (weight-only only): write codes * scale as a dense x.dtype weight in one pass and call
     cuBLAS. At large M the product is compute-bound, and cuBLAS's bf16 GEMM beats our Triton GEMM fed
     from registers by more than the extra pass costs (NOTES.md). The scale is rounded to x's dtype
-    there: a relative error of at most 2^-9 (bf16), the same as rounding the output.
-
-    `quantized=(x_scale, row_sum)` (A8 only): x is already int8 (quantize_activations' output) with its
-    per-token scale [M, 1] and, optionally, its per-token sum [M] int32; the output has `out_dtype`."""
+    there: a relative error of at most 2^-9 (bf16), the same as rounding the output."""
     k = in_features
     n, kp = packed.shape
     x2 = x.reshape(-1, k)
     m = x2.shape[0]
-    y = torch.empty(m, n, dtype=out_dtype or x.dtype, device=x.device)
+    y = torch.empty(m, n, dtype=x.dtype, device=x.device)
     if m == 0:
         return y.reshape(*x.shape[:-1], n)
     a8 = activation_bits == 8
@@ -597,9 +592,9 @@ def linear_triton(
         if not _decode_ok(m, k, packed, a8):
             raise ValueError(f"decode path needs 0 < M <= {DECODE_MAX_M} (and K % 16 == 0 for A8), got M={m}, K={k}")
         cfg = decode_config(m, n, k, fmt, a8, x.device)
-        fused = a8 and cfg.fused_quant and quantized is None
+        fused = a8 and cfg.fused_quant
         if a8 and not fused:
-            xq, x_scale = (x2, quantized[0]) if quantized is not None else quantize_activations_triton(x2, eps)
+            xq, x_scale = quantize_activations_triton(x2, eps)
             x_arg = xq.view(torch.int32)
         else:
             x_arg, x_scale = x2, w_scale  # x_scale unused
@@ -639,26 +634,21 @@ def linear_triton(
             **common,
         )
     else:
-        if a8 and quantized is not None:
-            xq, (x_scale, row_sum) = x2, quantized
-            if row_sum is None:
-                row_sum = x2.sum(dim=1, dtype=torch.int32)
-        elif a8:
+        if a8:
             xq, x_scale, row_sum = quantize_activations_triton(x2, eps, with_sum=True)
         else:
             xq, x_scale, row_sum = x2, w_scale, x2.sum(dim=1, dtype=torch.float32)
         cfg = gemm_config(m, n, k, fmt, a8, x.device, x_bytes=x.element_size())
         args = (xq, x_scale, row_sum, packed, w_scale, bias_arg, y, m, n, k, kp, w_scale_stride)
-        x_dtype = y.dtype  # the activations' float type (pre-quantized int8 x keeps its output's kernel variant)
-        key = (cfg, bits, a8, x_dtype, bias is not None, x.device.index)
+        key = (cfg, bits, a8, x.dtype, bias is not None, x.device.index)
         cfg = _GEMM_FALLBACK.get(key, cfg)
         try:
-            _launch_gemm(cfg, args, x_dtype, common)
+            _launch_gemm(cfg, args, x.dtype, common)
         except _CONFIG_ERRORS as err:
             # A config this GPU or Triton version cannot run (too much shared memory, or PTX it
             # rejects): fall back to plain conversions and a small tile, say so once, remember.
             safe = dataclasses.replace(SAFE_GEMM, split_k=cfg.split_k)
             logger.warning("bitmat_linear: GEMM config %s failed (%s); using %s", cfg, type(err).__name__, safe)
             _GEMM_FALLBACK[key] = safe
-            _launch_gemm(safe, args, x_dtype, common)
+            _launch_gemm(safe, args, x.dtype, common)
     return y.reshape(*x.shape[:-1], n)

@@ -33,38 +33,14 @@ def linear_reference(
     w_scale = scale.reshape(1, -1).to(accumulate_dtype)
     if activation_bits == 8:
         xq, x_scale = quantize_activations_reference(x2, eps)
-        y = _int8_product(xq, x_scale, codes, w_scale, accumulate_dtype)
+        exact = torch.float32 if (k < _FP32_EXACT_K and accumulate_dtype == torch.float32) else torch.float64
+        acc = (xq.to(exact) @ codes.to(exact).T).to(accumulate_dtype)
+        y = acc * x_scale.to(accumulate_dtype) * w_scale
     else:
         y = (x2.to(accumulate_dtype) @ codes.to(accumulate_dtype).T) * w_scale
     if bias is not None:
         y = y + bias.to(accumulate_dtype)
     return y.to(x.dtype).reshape(*x.shape[:-1], codes.shape[0])
-
-
-def _int8_product(xq, x_scale, codes, w_scale, accumulate_dtype):
-    exact = torch.float32 if (codes.shape[1] < _FP32_EXACT_K and accumulate_dtype == torch.float32) else torch.float64
-    acc = (xq.to(exact) @ codes.to(exact).T).to(accumulate_dtype)
-    return acc * x_scale.to(accumulate_dtype) * w_scale
-
-
-def linear_int8_reference(
-    xq: torch.Tensor,
-    x_scale: torch.Tensor,
-    packed: torch.Tensor,
-    scale: torch.Tensor,
-    in_features: int,
-    fmt: str,
-    bias: torch.Tensor | None,
-    out_dtype: torch.dtype,
-    accumulate_dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """linear_reference's W1.58A8 product for activations already quantized: int8 xq [..., K] with x_scale [..., 1]."""
-    codes = unpack_reference(packed, in_features, fmt)
-    w_scale = scale.reshape(1, -1).to(accumulate_dtype)
-    y = _int8_product(xq.reshape(-1, in_features), x_scale.reshape(-1, 1), codes, w_scale, accumulate_dtype)
-    if bias is not None:
-        y = y + bias.to(accumulate_dtype)
-    return y.to(out_dtype).reshape(*xq.shape[:-1], codes.shape[0])
 
 
 def dequantize_reference(
