@@ -80,6 +80,10 @@ def main() -> int:
     ap.add_argument("--sweep-modes", default="A8", help="GEMM sweep modes: A8, A16 or both (A8,A16)")
     ap.add_argument("--split-k", default="1,2,4", help="split-K factors tried while the tiles are fewer than 2x SMs")
     ap.add_argument("--decode-split", default="1", help="split-K factors of the one-token GEMV sweep")
+    ap.add_argument("--decode-block-n", default="8,16,32", help="GEMV sweep: output rows per program")
+    ap.add_argument("--decode-block-w-a8", default="64,128", help="GEMV sweep, A8: int32 words a row a step")
+    ap.add_argument("--decode-block-w-a16", default="128,256", help="GEMV sweep, weight-only: bytes a row a step")
+    ap.add_argument("--decode-stages", default="1,2", help="GEMV sweep: pipeline stages")
     args = ap.parse_args()
     out = open(args.out, "a")
 
@@ -183,9 +187,11 @@ def main() -> int:
                 grid = [
                     (ab, bn, bw_, 4, st, False, sk)
                     for ab in modes
-                    for bn in (8, 16, 32)
-                    for bw_ in ((64, 128) if ab == 8 else (128, 256))
-                    for st in (1, 2)
+                    for bn in [int(v) for v in args.decode_block_n.split(",")]
+                    for bw_ in [
+                        int(v) for v in (args.decode_block_w_a8 if ab == 8 else args.decode_block_w_a16).split(",")
+                    ]
+                    for st in [int(v) for v in args.decode_stages.split(",")]
                     for sk in splits
                 ]
                 for ab, bn, bw_, warps, stages, fq, sk in grid:

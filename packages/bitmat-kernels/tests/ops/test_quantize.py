@@ -116,6 +116,20 @@ def test_quantize_triton_is_bit_exact_with_reference(triton_backend):
     assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1])
 
 
+@pytest.mark.parametrize("k", [75, 16384 + 37])  # one block in registers / several blocks, two passes
+def test_quantize_kernel_paths_are_bit_exact_with_sums_and_nan(triton_backend, k):
+    from bitmat_kernels.ops.quantize.kernel import quantize_activations_triton
+
+    x = torch.randn(3, k) * 5
+    x[1, k // 2] = float("nan")
+    xq, scale, sums = quantize_activations_triton(x, 1e-5, with_sum=True)
+    with bk.use_backend("reference"):
+        ref_q, ref_s = bk.quantize_activations(x)
+    assert torch.equal(xq, ref_q)
+    assert torch.equal(scale[[0, 2]], ref_s[[0, 2]]) and math.isnan(scale[1].item())
+    assert torch.equal(sums, ref_q.sum(-1, dtype=torch.int32))
+
+
 def test_activation_codes_stay_in_int8_range():
     x = torch.tensor([[-1.0, 1.0, 0.5]])
     xq, scale = bk.quantize_activations(x)

@@ -62,18 +62,31 @@ def _quantize_activations_kernel(
     eps,
     BLOCK_K: tl.constexpr,
     WRITE_SUM: tl.constexpr,
+    ONE_BLOCK: tl.constexpr = False,  # K <= BLOCK_K
 ):
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * K
-    absmax = token_absmax(x_row, K, BLOCK_K)
-    finite, s, scale = token_scales(absmax, eps)
     total = tl.zeros((BLOCK_K,), dtype=tl.int32)
-    for k0 in range(0, K, BLOCK_K):
-        offs = k0 + tl.arange(0, BLOCK_K)
+    if ONE_BLOCK:
+        # the whole row in registers: one read of x, no second trip to memory (a decode step's
+        # latency, where this kernel sits between a norm and the GEMV)
+        offs = tl.arange(0, BLOCK_K)
         v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
+        any_nan = tl.max((v != v).to(tl.int32), axis=0) > 0
+        absmax = tl.where(any_nan, float("nan"), tl.max(tl.abs(v), axis=0))
+        finite, s, scale = token_scales(absmax, eps)
         q = tl.where(finite, quantize_value(v, s), 0.0).to(tl.int32)
         total += q
         tl.store(xq_ptr + row * K + offs, q.to(tl.int8), mask=offs < K)
+    else:
+        absmax = token_absmax(x_row, K, BLOCK_K)
+        finite, s, scale = token_scales(absmax, eps)
+        for k0 in range(0, K, BLOCK_K):
+            offs = k0 + tl.arange(0, BLOCK_K)
+            v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
+            q = tl.where(finite, quantize_value(v, s), 0.0).to(tl.int32)
+            total += q
+            tl.store(xq_ptr + row * K + offs, q.to(tl.int8), mask=offs < K)
     if WRITE_SUM:
         tl.store(sum_ptr + row, tl.sum(total, axis=0))
     tl.store(scale_ptr + row, scale)
@@ -90,10 +103,11 @@ def quantize_activations_triton(
     scale = torch.empty(m, dtype=torch.float32, device=x.device)
     sums = torch.empty(m if with_sum else 1, dtype=torch.int32, device=x.device)
     if m:
-        block = min(triton.next_power_of_2(max(k, 16)), 4096)
-        warps = 4 if block <= 2048 else 8
+        # rows up to 16384 features are read once, in registers (32 values a thread at most)
+        block = min(triton.next_power_of_2(max(k, 16)), 16384)
+        warps = 4 if block <= 2048 else 8 if block <= 8192 else 16
         _quantize_activations_kernel[(m,)](
-            flat, xq, scale, sums, k, eps, BLOCK_K=block, WRITE_SUM=with_sum, num_warps=warps
+            flat, xq, scale, sums, k, eps, BLOCK_K=block, WRITE_SUM=with_sum, ONE_BLOCK=k <= block, num_warps=warps
         )
     out = xq.view(x.shape), scale.view(*x.shape[:-1], 1)
     return (*out, sums) if with_sum else out
