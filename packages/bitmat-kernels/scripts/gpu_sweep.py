@@ -79,7 +79,6 @@ def main() -> int:
     ap.add_argument("--dequant", action="store_true", help="also time weight-only as dequantize + cuBLAS")
     ap.add_argument("--sweep-modes", default="A8", help="GEMM sweep modes: A8, A16 or both (A8,A16)")
     ap.add_argument("--split-k", default="1,2,4", help="split-K factors tried while the tiles are fewer than 2x SMs")
-    ap.add_argument("--decode-split", default="1", help="split-K factors of the one-token GEMV sweep")
     ap.add_argument("--decode-block-n", default="8,16,32", help="GEMV sweep: output rows per program")
     ap.add_argument("--decode-block-w-a8", default="64,128", help="GEMV sweep, A8: int32 words a row a step")
     ap.add_argument("--decode-block-w-a16", default="128,256", help="GEMV sweep, weight-only: bytes a row a step")
@@ -183,25 +182,20 @@ def main() -> int:
             for m in [b for b in sweep_batches if b <= configs.DECODE_MAX_M]:
                 x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen)
                 modes = [8 if mode == "A8" else None for mode in args.sweep_modes.split(",")]
-                splits = [int(v) for v in args.decode_split.split(",")]
                 grid = [
-                    (ab, bn, bw_, 4, st, False, sk)
+                    (ab, bn, bw_, 4, st, False)
                     for ab in modes
                     for bn in [int(v) for v in args.decode_block_n.split(",")]
                     for bw_ in [
                         int(v) for v in (args.decode_block_w_a8 if ab == 8 else args.decode_block_w_a16).split(",")
                     ]
                     for st in [int(v) for v in args.decode_stages.split(",")]
-                    for sk in splits
                 ]
-                for ab, bn, bw_, warps, stages, fq, sk in grid:
+                for ab, bn, bw_, warps, stages, fq in grid:
                     if bn * bw_ * max(m, 1) > 8192:  # register budget; larger tiles crash LLVM or spill
                         continue
-                    cols = (k + 3) // 4 // (4 if ab == 8 else 1)
-                    if sk > 1 and cols < 2 * sk * bw_:  # fewer than two steps a split
-                        continue
                     cfg = configs.DecodeConfig(
-                        block_n=bn, block_w=bw_, num_warps=warps, num_stages=stages, fused_quant=fq, split_k=sk
+                        block_n=bn, block_w=bw_, num_warps=warps, num_stages=stages, fused_quant=fq
                     )
                     configs.TUNED_DECODE[(key_gpu, "ternary", ab == 8, configs.m_bucket(m))] = cfg
                     try:

@@ -260,38 +260,6 @@ def test_gemm_split_k_matches_oracle(triton_backend, monkeypatch, split_k, weigh
     assert len(finishes) == 2, "split-K did not run"
 
 
-@pytest.mark.parametrize("split_k", [2, 3, 8])
-@pytest.mark.parametrize(("weight_bits", "activation_bits"), MODES)
-def test_gemv_split_k_matches_oracle(triton_backend, monkeypatch, split_k, weight_bits, activation_bits):
-    """One token, K shared among programs: the last program of each output block adds the partial sums in
-    split order, in the same launch."""
-    import bitmat_kernels.ops.linear.kernel as kernel
-    from bitmat_kernels.ops.linear.configs import DecodeConfig
-
-    cfg = DecodeConfig(8, 4, num_stages=1, fused_quant=False, split_k=split_k)
-    monkeypatch.setattr(kernel, "decode_config", lambda *a: cfg)
-    grids = []
-    real_gemv = kernel._bitmat_gemv_kernel
-
-    class SpyGemv:
-        def __getitem__(self, grid):
-            grids.append(grid)
-            return real_gemv[grid]
-
-    monkeypatch.setattr(kernel, "_bitmat_gemv_kernel", SpyGemv())
-    n, k = 21, 992  # several blocks per split, the last split shorter; 3 output blocks, the last partial
-    gen = torch.Generator().manual_seed(13)
-    packed, scale = make_layer(n, k, weight_bits, per_channel=True, gen=gen)
-    x = torch.randn(1, k, generator=gen).to(torch.bfloat16)
-    bias = torch.randn(n, generator=gen)
-    fmt = "ternary" if weight_bits == 1.58 else "binary"
-    y = kernel.linear_triton(x, packed, scale, k, fmt, activation_bits, bias, path="decode")
-    assert_close_to_oracle(y, oracle(x, packed, scale, k, weight_bits, activation_bits, bias), torch.bfloat16)
-    again = kernel.linear_triton(x, packed, scale, k, fmt, activation_bits, bias, path="decode")
-    assert torch.equal(y, again)  # deterministic
-    assert grids[0] == (3, split_k), grids  # split-K ran
-
-
 @pytest.mark.parametrize("per_channel", [True, False])
 @pytest.mark.parametrize("weight_bits", [1.58, 1])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

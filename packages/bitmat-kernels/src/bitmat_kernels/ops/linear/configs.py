@@ -29,7 +29,6 @@ class DecodeConfig:
     num_warps: int = 4
     num_stages: int = 2
     fused_quant: bool = True  # A8: quantize activations inside the GEMV (one launch, not two)
-    split_k: int = 1  # one token: programs sharing each output block's K (long K, few rows)
 
 
 @dataclass(frozen=True)
@@ -71,17 +70,22 @@ def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.devi
     tuned = TUNED_DECODE.get((gpu_key(device), fmt, a8, m_bucket(m)))
     if tuned is not None:
         return tuned
-    # H100 decode sweeps (NOTES.md v6, v7): A8 one token 128 words a row a step, 4 warps, the
-    # quantization in its own kernel (fused only won on the smallest layers, by 3%), 8 rows a program
-    # up to N = 8192 and 16 above; weight-only 256 bytes a row a step, with rows per program chosen so
-    # the grid keeps >= 512 programs. Split-K only paid for weight-only on a large layer with K >> N
-    # (8192x28672: 72.7 -> 66.3 us); everywhere else the partial sums cost more than they gained.
+    # H100 decode sweeps over 9 Llama-3 / BitNet shapes (NOTES.md v6-v8), one token. A8 (the quantization in
+    # its own kernel; fused only won on the smallest layers, by 3%): long rows (K >= 6912) take 512 words a
+    # step, 4 rows a program up to N = 4096 and 16 above; shorter rows take 4 x 256 up to N = 4096, 8 x 128
+    # up to 8192 and 16 x 128 above. Weight-only: 512 bytes a row a step up to N = 8192 (256 above), rows
+    # per program chosen so the grid keeps >= 512 programs. Pipeline stages made no difference.
     if a8:
-        return DecodeConfig(block_n=8 if n <= 8192 else 16, block_w=128, num_warps=4, num_stages=1, fused_quant=False)
-    if m == 1 and k >= 3 * n and n >= 8192:
-        return DecodeConfig(block_n=32, block_w=128, num_warps=4, num_stages=1, split_k=2)
-    block_n = next((b for b in (32, 16) if -(-n // b) >= 512), 8)
-    return DecodeConfig(block_n=block_n, block_w=256, num_warps=4, num_stages=1)
+        if k >= 6912:
+            bn, bw = (4 if n <= 4096 else 16), 512
+        else:
+            bn, bw = (4, 256) if n <= 4096 else (8, 128) if n <= 8192 else (16, 128)
+    else:
+        bn, bw = next((b for b in (32, 16) if -(-n // b) >= 512), 8), (512 if n <= 8192 else 256)
+    # several tokens (path="decode" with M > 1) multiply the accumulator: keep it within the registers
+    while bn * bw * triton.next_power_of_2(m) > 8192 and bw > 32:
+        bw //= 2
+    return DecodeConfig(block_n=bn, block_w=bw, num_warps=4, num_stages=1, fused_quant=False)
 
 
 def dequant_min_m(n: int, k: int) -> int:

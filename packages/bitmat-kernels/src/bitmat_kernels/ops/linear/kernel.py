@@ -296,30 +296,6 @@ def _split_k_finish_kernel(
     tl.store(y_ptr + m * N + rn, y.to(y_ptr.dtype.element_ty), mask=rn < N)
 
 
-@triton.jit
-def split_k_total(total, row_sum, part_ptr, count_ptr, rn, N, SPLIT_K: tl.constexpr):
-    """Split-K GEMV reduction in one launch: every program of an output block stores its partial sums,
-    then counts itself in; the last to arrive adds the SPLIT_K partials in split order (so results do
-    not depend on arrival order) and returns finisher=True. A workspace-free fix-up pass would need a
-    second launch, which costs about as much as a small GEMV."""
-    pid_n = tl.program_id(0)
-    pid_k = tl.program_id(1)
-    tl.store(part_ptr + pid_k * N + rn, total, mask=rn < N)
-    # every program of split pid_k computed the same activation sum: identical writes
-    tl.store(part_ptr + SPLIT_K * N + pid_k, row_sum)
-    tl.debug_barrier()  # all threads' stores precede the (release) count below
-    arrived = tl.atomic_add(count_ptr + pid_n, 1, sem="acq_rel")
-    finisher = arrived == SPLIT_K - 1
-    if finisher:
-        # volatile: read what the other programs wrote, not a stale L1 line
-        total = tl.load(part_ptr + rn, mask=rn < N, other=0, volatile=True)
-        row_sum = tl.load(part_ptr + SPLIT_K * N, volatile=True)
-        for s in tl.static_range(1, SPLIT_K):
-            total += tl.load(part_ptr + s * N + rn, mask=rn < N, other=0, volatile=True)
-            row_sum += tl.load(part_ptr + SPLIT_K * N + s, volatile=True)
-    return total, row_sum, finisher
-
-
 # ------------------------------------------------------------------------------------------------
 # decode: GEMV, one program per BLOCK_N output rows and all tokens (M <= DECODE_MAX_M) at once, so
 # every packed byte is read once
@@ -347,10 +323,6 @@ def _bitmat_gemv_kernel(
     BLOCK_W: tl.constexpr,  # A8: int32 words of packed weight per row per step; weight-only: bytes
     FUSED_QUANT: tl.constexpr = False,  # A8: x_ptr holds float activations, quantized here per program
     eps=1e-5,
-    SPLIT_K: tl.constexpr = 1,  # one token: programs per output block sharing K (see split_k_total)
-    chunk=0,  # SPLIT_K > 1: packed columns (A8: words) per split, a multiple of BLOCK_W
-    part_ptr=None,  # SPLIT_K > 1: [SPLIT_K, N] partial sums, then [SPLIT_K] partial activation sums
-    count_ptr=None,  # SPLIT_K > 1: [N blocks] int32 zeros: splits finished per output block
 ):
     pid_n = tl.program_id(0)
     rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
@@ -366,11 +338,7 @@ def _bitmat_gemv_kernel(
             acc1 = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.int32)
             xsum1 = tl.zeros((BLOCK_W,), dtype=tl.int32)
             ones1 = tl.full((BLOCK_W,), 0x01010101, tl.int32)
-            w_lo, w_hi = 0, KW1
-            if SPLIT_K > 1:
-                w_lo = tl.program_id(1) * chunk
-                w_hi = tl.minimum(w_lo + chunk, KW1)
-            for w0 in range(w_lo, w_hi, BLOCK_W):
+            for w0 in range(0, KW1, BLOCK_W):
                 wi = w0 + rw
                 words = tl.load(w_ptr + rn[:, None] * KW1 + wi[None, :], mask=n_ok & (wi[None, :] < KW1), other=0)
                 for s in tl.static_range(8 // BITS):
@@ -388,11 +356,7 @@ def _bitmat_gemv_kernel(
             # acc = sum x (1 + c/4), so sum x c = 4 (acc - sum x).
             acc1 = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.float32)
             xsum1 = tl.zeros((BLOCK_W,), dtype=tl.float32)
-            j_lo, j_hi = 0, KP
-            if SPLIT_K > 1:
-                j_lo = tl.program_id(1) * chunk
-                j_hi = tl.minimum(j_lo + chunk, KP)
-            for j0 in range(j_lo, j_hi, BLOCK_W):
+            for j0 in range(0, KP, BLOCK_W):
                 j = j0 + rw
                 p1 = tl.load(w_ptr + rn[:, None] * KP + j[None, :], mask=n_ok & (j[None, :] < KP), other=0)
                 p1 = p1.to(tl.int32)
@@ -405,16 +369,8 @@ def _bitmat_gemv_kernel(
             row_sum1 = tl.sum(xsum1, axis=0)
             total1 = 4.0 * (tl.sum(acc1, axis=1) - row_sum1)
             x_scale1 = 1.0
-        if SPLIT_K > 1:
-            total1, row_sum1, finisher = split_k_total(total1, row_sum1, part_ptr, count_ptr, rn, N, SPLIT_K)
-            if finisher:
-                y1 = finish_output(
-                    total1, row_sum1, x_scale1, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS
-                )
-                tl.store(y_ptr + rn, y1.to(y_ptr.dtype.element_ty), mask=rn < N)
-        else:
-            y1 = finish_output(total1, row_sum1, x_scale1, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
-            tl.store(y_ptr + rn, y1.to(y_ptr.dtype.element_ty), mask=rn < N)
+        y1 = finish_output(total1, row_sum1, x_scale1, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
+        tl.store(y_ptr + rn, y1.to(y_ptr.dtype.element_ty), mask=rn < N)
         return
     if A8:
         KW = KP // 4  # packed int32 words per row (launcher guarantees KP % 4 == 0)
@@ -598,17 +554,7 @@ def linear_triton(
             x_arg = xq.view(torch.int32)
         else:
             x_arg, x_scale = x2, w_scale  # x_scale unused
-        blocks = triton.cdiv(n, cfg.block_n)
-        split = cfg.split_k if (m == 1 and not fused) else 1
-        chunk, part, count = 0, None, None
-        if split > 1:
-            cols = kp // 4 if a8 else kp  # A8 walks int32 words, weight-only bytes
-            chunk = triton.cdiv(triton.cdiv(cols, split), cfg.block_w) * cfg.block_w
-            split = triton.cdiv(cols, chunk)  # no empty splits
-        if split > 1:
-            part = torch.empty(split * (n + 1), dtype=torch.int32 if a8 else torch.float32, device=x.device)
-            count = torch.zeros(blocks, dtype=torch.int32, device=x.device)
-        _bitmat_gemv_kernel[(blocks, split)](
+        _bitmat_gemv_kernel[(triton.cdiv(n, cfg.block_n),)](
             x_arg,
             x_scale,
             packed.view(torch.int32) if a8 else packed,
@@ -625,10 +571,6 @@ def linear_triton(
             BLOCK_W=cfg.block_w,
             FUSED_QUANT=fused,
             eps=eps,
-            SPLIT_K=split,
-            chunk=chunk,
-            part_ptr=part,
-            count_ptr=count,
             num_warps=cfg.num_warps,
             num_stages=cfg.num_stages,
             **common,
