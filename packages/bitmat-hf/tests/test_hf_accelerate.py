@@ -1,5 +1,6 @@
 """accelerate: device maps plan with packed sizes; loading and generation with a device map (CPU only here)."""
 
+import pytest
 import torch
 from _hf_testing import input_ids, logits
 from bitmat_hf import Mistral158ForCausalLM
@@ -51,3 +52,20 @@ def test_explicit_device_map_with_offload(packed_folder, tmp_path):
     assert torch.allclose(logits(model), ref)
     out = model.generate(input_ids(1, 4), max_new_tokens=3, do_sample=False)
     assert out.shape == (1, 7)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+@pytest.mark.parametrize("device_map", ["auto", "balanced"])
+def test_device_map_across_two_gpus(packed_folder, device_map):
+    """A packed model split over two GPUs by accelerate's planner: both GPUs hold layers, the logits match the CPU
+    reference (Triton kernels on each GPU, hidden states moved between them by accelerate's hooks), generate runs."""
+    path, ref = packed_folder
+    kw = {"max_memory": {0: 15_000, 1: "1GiB"}} if device_map == "auto" else {}  # the model is ~30 kB
+    model = AutoModelForCausalLM.from_pretrained(path, device_map=device_map, **kw)
+    placed = {str(d) for d in model.hf_device_map.values()}
+    assert placed == {"0", "1"}, model.hf_device_map
+    first = model.get_input_embeddings().weight.device
+    torch.testing.assert_close(logits(model, input_ids().to(first)).cpu(), ref, rtol=1e-3, atol=1e-3)
+    out = model.generate(input_ids(1, 4).to(first), max_new_tokens=4, do_sample=False)
+    assert out.shape == (1, 8)
