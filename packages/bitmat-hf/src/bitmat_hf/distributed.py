@@ -74,7 +74,10 @@ def plain_copy(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, devi
 
     config = copy.deepcopy(model.config)
     cls = _unsharded_class(model)
-    with torch.device(device):
+    # Built on the CPU and moved, as from_pretrained does: buffers computed at construction (RoPE's inv_freq)
+    # then hold the same bits as in a reloaded model. Built on a GPU, they differ in the last bit, enough to move
+    # some activations across an int8 rounding boundary (2-GPU FSDP run 3: reloaded logits off by 0.117).
+    with torch.device("cpu"):
         if issubclass(cls, BitMat158Mixin):
             plain = cls(config)
         else:  # converted in place: build the float original, then convert it the same way
@@ -89,6 +92,7 @@ def plain_copy(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, devi
     dtypes = {v.dtype for v in state_dict.values() if v.is_floating_point()}
     if len(dtypes) == 1:
         plain.to(dtypes.pop())
+    plain.to(device)
     result = plain.load_state_dict(dict(state_dict), strict=False)
     missing = [k for k in result.missing_keys if not k.endswith(("packed_weight", "weight_scale"))]
     if missing or result.unexpected_keys:
@@ -114,7 +118,8 @@ def export_packed(
     single device or DDP. With `state_dict` (the full state dict gathered from a sharded model), a plain copy is
     rebuilt from it first (see `plain_copy`) on `device`; call this on the main process only. Pack on the device
     you will run on: a CPU and a GPU sum the absmean scale in different orders, so a weight at a rounding
-    boundary can get another code (both are valid quantizations of the same latent weights)."""
+    boundary can get another code (both are valid quantizations of the same latent weights). The copy is built on
+    the CPU and then moved to `device`, like a model that from_pretrained loads and moves."""
     from .modeling import save_pretrained
 
     target = model if state_dict is None else plain_copy(model, state_dict, device=device)
