@@ -74,9 +74,10 @@ def plain_copy(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, devi
 
     config = copy.deepcopy(model.config)
     cls = _unsharded_class(model)
-    # Built on the CPU and moved, as from_pretrained does: buffers computed at construction (RoPE's inv_freq)
-    # then hold the same bits as in a reloaded model. Built on a GPU, they differ in the last bit, enough to move
-    # some activations across an int8 rounding boundary (2-GPU FSDP run 3: reloaded logits off by 0.117).
+    # Built on the CPU and moved, as from_pretrained builds the reloaded model it is compared with. Built directly
+    # on the GPU, the 2-GPU FSDP runs 2 and 3 reloaded to logits 0.13 / 0.12 off; built like this, a 1-process FSDP
+    # run on an H100 reloads exactly. (RoPE's inv_freq, the first suspect, has the same bits on both devices; the
+    # cause is not pinned down and the 2-GPU case is not rerun yet.)
     with torch.device("cpu"):
         if issubclass(cls, BitMat158Mixin):
             plain = cls(config)
