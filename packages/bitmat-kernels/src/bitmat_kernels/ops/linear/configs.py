@@ -71,12 +71,15 @@ def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.devi
     if tuned is not None:
         return tuned
     # H100 decode sweeps over 9 Llama-3 / BitNet shapes (NOTES.md v6-v8), one token. A8 (the quantization in
-    # its own kernel; fused only won on the smallest layers, by 3%): long rows (K >= 6912) take 512 words a
-    # step, 4 rows a program up to N = 4096 and 16 above; shorter rows take 4 x 256 up to N = 4096, 8 x 128
-    # up to 8192 and 16 x 128 above. Weight-only: 512 bytes a row a step up to N = 8192 (256 above), rows
-    # per program chosen so the grid keeps >= 512 programs. Pipeline stages made no difference.
+    # its own kernel; fused only won on the smallest layers, by 3%): long rows (>= 432 words, ternary
+    # K >= 6912) take 512 words a step, 4 rows a program up to N = 4096 and 16 above; shorter rows take
+    # 4 x 256 up to N = 4096, 8 x 128 up to 8192 and 16 x 128 above. Weight-only: 512 bytes a row a step
+    # up to N = 8192 (256 above), rows per program chosen so the grid keeps >= 512 programs. Pipeline
+    # stages made no difference.
     if a8:
-        if k >= 6912:
+        # rule in packed words a row (ternary K = 6912 is 432 words; a binary row of the same K is half as long):
+        # the v8 run gave binary 57344x8192 512-word steps on a 256-word row and lost half its speed (9.8x -> 4.7x)
+        if -(-k // CODES_PER_BYTE[fmt]) // 4 >= 432:
             bn, bw = (4 if n <= 4096 else 16), 512
         else:
             bn, bw = (4, 256) if n <= 4096 else (8, 128) if n <= 8192 else (16, 128)
