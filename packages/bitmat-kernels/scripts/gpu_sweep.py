@@ -18,6 +18,7 @@ import sys
 import time
 
 import bitmat_kernels as bk
+import bitmat_kernels.ops.linear.kernel as kmod
 import torch
 import torch.nn.functional as F
 from bitmat_kernels.ops.linear import configs
@@ -138,8 +139,6 @@ def main() -> int:
                     paths += ["dequant"]
                 for path in paths:
                     try:
-                        import bitmat_kernels.ops.linear.kernel as kmod
-
                         kmod.DECODE_MAX_M = max(configs.DECODE_MAX_M, args.decode_max if path == "decode" else 0)
                         y = linear_triton(x, ws[0], sc, k, fmt, ab, None, path=path)
                         ref = linear_reference(x, ws[0], sc, k, fmt, ab, None, accumulate_dtype=torch.float64)
@@ -173,6 +172,44 @@ def main() -> int:
                         flush=True,
                     )
         # config sweeps for the A8 ternary kernels at a few batch sizes
+
+        def gemm_built():
+            if kmod._GEMM_FALLBACK:
+                raise RuntimeError("config did not build; the safe fallback ran")
+
+        def sweep_point(family, n, k, m, x, ab, cfg, check_built, replays):
+            """One config: correct against the float64 oracle, bit-identical over 20 calls, then timed."""
+            try:
+                ref = linear_reference(x, tern[0], scale, k, "ternary", ab, None, accumulate_dtype=torch.float64)
+                ys = [linear_triton(x, tern[0], scale, k, "ternary", ab, None) for _ in range(20)]
+                check_built()
+                err = ((ys[0].double() - ref).norm() / ref.norm()).item()
+                repeat_equal = all(torch.equal(ys[0], y_) for y_ in ys[1:])
+                t = graph_time_us(
+                    lambda i: linear_triton(x, tern[i % c_t], scale, k, "ternary", ab, None), c_t, replays
+                )
+            except Exception as e:  # a config that does not compile or fit
+                emit(
+                    dict(
+                        kind="sweep_error",
+                        family=family,
+                        n=n,
+                        k=k,
+                        m=m,
+                        a8=ab == 8,
+                        cfg=cfg.__dict__,
+                        err=repr(e)[:300],
+                    )
+                )
+                return
+            emit(
+                dict(
+                    kind="sweep", family=family, n=n, k=k, m=m, a8=ab == 8, cfg=cfg.__dict__, us=t, err=err,
+                    repeat_equal=repeat_equal,
+                )
+            )  # fmt: skip
+            print(f"  sweep {family} {n}x{k} M={m} a8={ab == 8} {cfg} {t:.1f} us err {err:.1e}", flush=True)
+
         key_gpu = configs.gpu_key(torch.device("cuda"))
         if f"{n}x{k}" not in args.sweep_shapes.split(","):
             dense = tern = binw = None
@@ -198,39 +235,7 @@ def main() -> int:
                         block_n=bn, block_w=bw_, num_warps=warps, num_stages=stages, fused_quant=fq
                     )
                     configs.TUNED_DECODE[(key_gpu, "ternary", ab == 8, configs.m_bucket(m))] = cfg
-                    try:
-                        # correct against the float64 oracle, and identical over repeated calls (split-K's
-                        # cross-program reduction must not race)
-                        ref = linear_reference(
-                            x, tern[0], scale, k, "ternary", ab, None, accumulate_dtype=torch.float64
-                        )
-                        ys = [linear_triton(x, tern[0], scale, k, "ternary", ab, None) for _ in range(20)]
-                        err = ((ys[0].double() - ref).norm() / ref.norm()).item()
-                        repeat_equal = all(torch.equal(ys[0], y_) for y_ in ys[1:])
-                        t = graph_time_us(
-                            lambda i: linear_triton(x, tern[i % c_t], scale, k, "ternary", ab, None), c_t, 7
-                        )
-                    except Exception as e:  # a config that does not compile or fit
-                        emit(
-                            dict(
-                                kind="sweep_error", family="decode", n=n, k=k, m=m, cfg=cfg.__dict__, err=repr(e)[:300]
-                            )
-                        )
-                        continue
-                    emit(
-                        dict(
-                            kind="sweep",
-                            family="decode",
-                            n=n,
-                            k=k,
-                            m=m,
-                            a8=ab == 8,
-                            cfg=cfg.__dict__,
-                            us=t,
-                            err=err,
-                            repeat_equal=repeat_equal,
-                        )
-                    )
+                    sweep_point("decode", n, k, m, x, ab, cfg, lambda: None, 7)
                 configs.TUNED_DECODE.clear()
         if "gemm" in args.sweep:
             for m in [b for b in sweep_batches if b > configs.DECODE_MAX_M]:
@@ -255,8 +260,6 @@ def main() -> int:
                     (256, 128, 128, 8, 3),
                     (128, 128, 64, 4, 4),
                 ]
-                import bitmat_kernels.ops.linear.kernel as kmod
-
                 sms = torch.cuda.get_device_properties(0).multi_processor_count
                 modes = [8 if mode == "A8" else None for mode in args.sweep_modes.split(",")]
                 for ab in modes:
@@ -270,28 +273,7 @@ def main() -> int:
                             cfg = configs.GemmConfig(bm, bn, bkp, 8, warps, stages, split_k=split_k)
                             configs.TUNED_GEMM[(key_gpu, "ternary", ab == 8, configs.m_bucket(m))] = cfg
                             kmod._GEMM_FALLBACK.clear()
-                            try:
-                                t = graph_time_us(
-                                    lambda i: linear_triton(x, tern[i % c_t], scale, k, "ternary", ab, None), c_t, 5
-                                )
-                                if kmod._GEMM_FALLBACK:
-                                    raise RuntimeError("config did not build; the safe fallback ran")
-                            except Exception as e:
-                                emit(
-                                    dict(
-                                        kind="sweep_error",
-                                        family="gemm",
-                                        n=n,
-                                        k=k,
-                                        m=m,
-                                        a8=ab == 8,
-                                        cfg=cfg.__dict__,
-                                        err=repr(e)[:300],
-                                    )
-                                )
-                                continue
-                            emit(dict(kind="sweep", family="gemm", n=n, k=k, m=m, a8=ab == 8, cfg=cfg.__dict__, us=t))
-                            print(f"  sweep {n}x{k} M={m} a8={ab == 8} {cfg} {t:.1f} us", flush=True)
+                            sweep_point("gemm", n, k, m, x, ab, cfg, gemm_built, 5)
                     configs.TUNED_GEMM.clear()
                 configs.TUNED_GEMM.clear()
         dense = tern = binw = None
