@@ -131,6 +131,41 @@ def _git_commit() -> str | None:
         return None
 
 
+_SOURCE_MODULES = ("bitmat_kernels", "bitmat_nn", "bitmat_hf", "bitmat_bench")
+
+
+def source_digest(roots: list[str] | None = None) -> str | None:
+    """12 hex digits of SHA-256 over the BitMat packages' Python sources that ran (relative path + bytes of every
+    .py file, sorted). Unlike git_commit it cannot go stale on a copy of the tree: compute it at a commit
+    (`python -c "from bitmat_bench.env import source_digest; print(source_digest())"`) to find which one ran."""
+    import hashlib
+    import importlib.util
+
+    if roots is None:
+        roots = []
+        for mod in _SOURCE_MODULES:
+            try:
+                spec = importlib.util.find_spec(mod)
+            except (ImportError, ValueError):
+                spec = None
+            if spec is not None and spec.submodule_search_locations:
+                roots.extend(spec.submodule_search_locations)
+    if not roots:
+        return None
+    h = hashlib.sha256()
+    for root in sorted(roots):
+        name = os.path.basename(root.rstrip(os.sep))
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for fn in sorted(filenames):
+                if fn.endswith(".py"):
+                    path = os.path.join(dirpath, fn)
+                    h.update(os.path.join(name, os.path.relpath(path, root)).encode())
+                    with open(path, "rb") as f:
+                        h.update(f.read())
+    return h.hexdigest()[:12]
+
+
 def command_line(argv: list[str] | None = None) -> str:
     """The command as a user would type it again: `bitmat-bench <args>`."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -153,6 +188,7 @@ def environment(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "git_commit": _git_commit(),
+        "source_digest": source_digest(),
         "env_vars": {
             k: os.environ[k]
             for k in ("TRITON_INTERPRET", "BITMAT_KERNELS_BACKEND", "CUDA_VISIBLE_DEVICES", "PYTHONPATH")
