@@ -1,0 +1,50 @@
+"""Launch-configuration rules (ops/linear/configs.py) as the H100 sweeps of NOTES.md set them, checked without a
+GPU: the interpreter's small fixed configs are switched off and the device's SM count falls back to the H100's."""
+
+import pytest
+import torch
+from bitmat_kernels.ops.linear import configs
+
+
+@pytest.fixture
+def gpu_rules(monkeypatch):
+    monkeypatch.setattr(configs, "interpreter_enabled", lambda: False)
+    return torch.device("cpu")  # gpu_key "cpu": no tuned table, the rules apply
+
+
+@pytest.mark.parametrize(
+    ("fmt", "n", "k", "block_n", "block_w"),
+    [
+        ("ternary", 4096, 4096, 4, 256),  # small layer: 4 rows x 256 words (v8)
+        ("ternary", 6144, 4096, 8, 128),
+        ("ternary", 28672, 4096, 16, 128),
+        ("ternary", 4096, 14336, 4, 512),  # long rows: 512 words a step
+        ("ternary", 8192, 28672, 16, 512),
+        ("ternary", 2560, 6912, 4, 512),
+        ("binary", 57344, 8192, 16, 128),  # 256 words a row: not a long row (the v8 run's regression)
+        ("binary", 8192, 28672, 16, 512),
+    ],
+)
+def test_a8_gemv_tiles(gpu_rules, fmt, n, k, block_n, block_w):
+    cfg = configs.decode_config(1, n, k, fmt, True, gpu_rules)
+    assert (cfg.block_n, cfg.block_w, cfg.fused_quant) == (block_n, block_w, False)
+
+
+@pytest.mark.parametrize(("n", "block_n", "block_w"), [(4096, 8, 512), (14336, 16, 256), (28672, 32, 256)])
+def test_weight_only_gemv_tiles(gpu_rules, n, block_n, block_w):
+    cfg = configs.decode_config(1, n, 4096, "ternary", False, gpu_rules)
+    assert (cfg.block_n, cfg.block_w) == (block_n, block_w)
+
+
+def test_gemv_for_several_tokens_keeps_the_accumulator_in_registers(gpu_rules):
+    cfg = configs.decode_config(4, 8192, 28672, "ternary", True, gpu_rules)
+    assert cfg.block_n * cfg.block_w * 4 <= 8192 and cfg.block_n == 16
+
+
+def test_gemm_tiles(gpu_rules):
+    big = configs.gemm_config(4096, 28672, 4096, "ternary", True, gpu_rules)
+    assert (big.block_m, big.block_n, big.block_kp, big.split_k) == (64, 256, 64, 1)
+    long_k = configs.gemm_config(64, 4096, 14336, "ternary", True, gpu_rules)  # K >= 2.5 N, few tiles
+    assert (long_k.block_m, long_k.block_n) == (32, 128) and long_k.split_k > 1
+    one_token_rows = configs.gemm_config(16, 28672, 4096, "ternary", True, gpu_rules)
+    assert one_token_rows.block_m == 16 and one_token_rows.num_stages >= 1
