@@ -24,7 +24,7 @@ Measurements (`--modes`), each a record:
 * `prefill`: one forward of [1, --prefill-len] tokens into a static cache (eager, logits of the last token),
   tokens/s; its logits are checked finite;
 * `graph`: `bitmat_hf.GraphGreedyDecoder`: a [B, --prompt-len] prompt, --new-tokens greedy tokens, the decode
-  step (forward + argmax) captured in ONE CUDA graph, norms and MLPs compiled (`--compile`). decode tokens/s =
+  step (forward + argmax) captured in ONE CUDA graph, the step compiled whole (`--compile`). decode tokens/s =
   B x (new - 1) / decode time; also step_ms, the prompt's prefill time, end-to-end tokens/s, peak memory, and
   the LM head's own time per step (a CUDA graph of lm_head alone), the share of the step it takes;
 * `generate`: `model.generate(...)` after `bitmat_hf.prepare_for_fast_generation` (static cache, transformers'
