@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--impls", default="bf16,bitmat")
     args = ap.parse_args()
     from bitmat_hf import GraphGreedyDecoder
+    from bitmat_hf.generation import cache_kwargs
 
     device = torch.device("cuda")
     p = model_preset(args.model)
@@ -59,11 +60,11 @@ def main() -> None:
             ids = torch.randint(3, p.vocab_size, (1, args.prefill_len), device=device)
             for _ in range(2):  # warm-up: Triton compilation, cuBLAS heuristics
                 cache.reset()
-                model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                model(input_ids=ids, use_cache=True, logits_to_keep=1, **cache_kwargs(model, cache))
             torch.cuda.synchronize()
             with profile(activities=[ProfilerActivity.CUDA]) as prof:
                 cache.reset()
-                model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                model(input_ids=ids, use_cache=True, logits_to_keep=1, **cache_kwargs(model, cache))
                 torch.cuda.synchronize()
             table, per_layer = kernel_table(prof, args.layers)
             report.append(f"-- eager prefill 1x{args.prefill_len}, CUDA us per layer (total {per_layer:.0f}):\n{table}")

@@ -121,3 +121,16 @@ def test_hf_generation_bad_input():
     with pytest.raises(ValueError, match="input_ids"):
         dec.generate(torch.zeros(3, dtype=torch.long), max_new_tokens=2)
     assert VOCAB > 3
+
+
+def test_hf_generation_cache_keyword_follows_the_forward_signature():
+    from bitmat_hf.generation import cache_kwargs
+
+    class New(torch.nn.Module):
+        def forward(self, input_ids=None, cache=None, **kwargs): ...
+
+    class Old(torch.nn.Module):
+        def forward(self, input_ids=None, past_key_values=None, **kwargs): ...
+
+    assert cache_kwargs(New(), 1) == {"cache": 1}
+    assert cache_kwargs(Old(), 1) == {"past_key_values": 1}

@@ -268,6 +268,7 @@ def _check_tokens(tokens: torch.Tensor, vocab: int, what: str) -> None:
 
 @torch.no_grad()
 def measure_prefill(model, vocab, length, device, seed, repeats=3) -> dict:
+    from bitmat_hf.generation import cache_kwargs
     from transformers import StaticCache
 
     cache = StaticCache(config=model.config.get_text_config(decoder=True), max_cache_len=length)
@@ -275,7 +276,7 @@ def measure_prefill(model, vocab, length, device, seed, repeats=3) -> dict:
 
     def run():
         cache.reset()
-        return model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+        return model(input_ids=ids, use_cache=True, logits_to_keep=1, **cache_kwargs(model, cache)).logits
 
     _peak_reset(device)
     logits = run()

@@ -147,6 +147,15 @@ def prepare_for_fast_generation(
 # ---------------------------------------------------------------------------------------------- explicit graphs
 
 
+def cache_kwargs(model: nn.Module, cache: Any) -> dict:
+    """The keyword that passes a KV cache to `model`'s forward: `cache` from transformers 5.24 on (where
+    `past_key_values` is deprecated), `past_key_values` before."""
+    import inspect
+
+    params = inspect.signature(type(model).forward).parameters
+    return {"cache": cache} if "cache" in params else {"past_key_values": cache}
+
+
 def _cache_layers(cache: Any) -> list:
     layers = getattr(cache, "layers", None)
     if layers is None:
@@ -226,6 +235,7 @@ class GraphGreedyDecoder:
         self.stats: dict[str, Any] = {}
         self._batch: int | None = None
         self._cache = None
+        self._cache_arg = next(iter(cache_kwargs(model, None)))  # "cache" or "past_key_values"
         self._graph = None
         self._tok: torch.Tensor | None = None
         self._next: torch.Tensor | None = None
@@ -257,7 +267,7 @@ class GraphGreedyDecoder:
 
     def _forward(self, ids: torch.Tensor, *, last_only: bool) -> torch.Tensor:
         kw = {"logits_to_keep": 1} if last_only else {}
-        out = self.model(input_ids=ids, past_key_values=self._cache, use_cache=True, **kw)
+        out = self.model(input_ids=ids, use_cache=True, **{self._cache_arg: self._cache}, **kw)
         return out.logits[:, -1, :]
 
     def _step(self) -> torch.Tensor:
@@ -385,4 +395,4 @@ def _pad_after_eos(out: torch.Tensor, eos_token_id: int | list[int], pad_token_i
     return out.masked_fill(finished, pad)
 
 
-__all__ = ["COMPILE_CHOICES", "GraphGreedyDecoder", "prepare_for_fast_generation"]
+__all__ = ["COMPILE_CHOICES", "GraphGreedyDecoder", "cache_kwargs", "prepare_for_fast_generation"]
