@@ -59,6 +59,7 @@ def test_fused_model_matches_unfused_with_fewer_matmuls(monkeypatch, per_channel
     with torch.no_grad():
         torch.testing.assert_close(model(ids).logits, ref, rtol=1e-5, atol=1e-5)
     assert q.packed_weight.untyped_storage().data_ptr() != fused.packed_weight.untyped_storage().data_ptr()
+    assert fused.packed_weight.untyped_storage().nbytes() == 0  # the stacked weight is freed
 
 
 def test_any_call_order_and_other_inputs_are_served_correctly():
@@ -138,3 +139,24 @@ def test_fused_layers_trace_with_torch_compile_fullgraph():
         torch._dynamo.reset()
         out = torch.compile(ffn, backend="eager", fullgraph=True)(x)
     torch.testing.assert_close(out, ref)
+
+
+def test_dtype_moves_keep_the_group_and_its_float32_scales():
+    model = small_model(per_channel=True)
+    ids = torch.randint(0, 64, (1, 4))
+    fuse_projections(model)
+    model.bfloat16()
+    fusions = [m for m in model.modules() if isinstance(m, FusedBitLinear)]
+    assert all(f.weight_scale.dtype == torch.float32 and f.bounds for f in fusions)
+    with torch.no_grad():
+        out = model(ids).logits
+        unfuse_projections(model)
+        torch.testing.assert_close(out, model(ids).logits)
+    # a float64 input takes the dense path without dissolving the group
+    ffn = BitFFN(16, 24).eval()
+    for m in (ffn.gate_proj, ffn.up_proj, ffn.down_proj):
+        m.drop_latent_weights()
+    fuse_projections(ffn)
+    with torch.no_grad():
+        ffn.double()(torch.randn(2, 16, dtype=torch.float64))
+    assert ffn.gate_proj._fused_group is not None

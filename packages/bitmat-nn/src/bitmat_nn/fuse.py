@@ -28,7 +28,7 @@ import bitmat_kernels as bk
 import torch
 from torch import nn
 
-from .linear import BitLinear
+from .linear import BitLinear, apply_keeping_float32_scale
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,10 @@ class FusedBitLinear(nn.Module):
             m._fused_group = (self, i)  # a tuple: not registered as a submodule (no cycle in the module tree)
             lo = hi
 
+    def _apply(self, fn, recurse=True):
+        apply_keeping_float32_scale(self, super()._apply, fn, recurse)
+        return self
+
     def extra_repr(self) -> str:
         sizes = "+".join(str(hi - lo) for lo, hi in self.bounds)
         return f"in_features={self.in_features}, out_features={sizes}, weight_bits={self.weight_bits}"
@@ -141,8 +145,9 @@ class FusedBitLinear(nn.Module):
                     m.weight_scale = scale.clone()
             m._fused_group = None
         self._members, self._views, self._scale_versions, self._pending, self.bounds = [], [], [], None, []
-        for name in ("packed_weight", "weight_scale"):
-            setattr(self, name, getattr(self, name)[:0])
+        for name in ("packed_weight", "weight_scale"):  # new empty tensors: a [:0] view would keep the storage
+            t = getattr(self, name)
+            setattr(self, name, t.new_empty((0, *t.shape[1:])))
         self.bias = None
 
 

@@ -354,9 +354,10 @@ class BitLinear(nn.Linear):
     def _forward_packed(self, x: torch.Tensor) -> torch.Tensor:
         if self._fused_group is not None:  # fuse.fuse_projections: one matmul shared with sibling layers
             fusion, index = self._fused_group
-            if fusion.intact(index) and x.dtype != torch.float64:
+            if not fusion.intact(index):
+                fusion.dissolve()  # this layer's weights changed since fusion: every member runs alone again
+            elif x.dtype != torch.float64:  # (float64 serves exact checks through the dense path below)
                 return fusion.member_output(index, x)
-            fusion.dissolve()  # this layer's weights changed since fusion: every member runs alone again
         if self.weight is not None and torch.compiler.is_compiling():
             # A compiled graph cannot branch on the weight's version counter, so it quantizes on the fly:
             # never stale. Drop the latent weights for compiled inference that reads only packed bytes.
@@ -381,14 +382,7 @@ class BitLinear(nn.Linear):
     # ------------------------------------------------------------------ torch.nn plumbing
 
     def _apply(self, fn, recurse=True):
-        # .half()/.bfloat16() convert every floating buffer; the scale must stay float32.
-        scale = self._buffers.get("weight_scale")
-        super()._apply(fn, recurse)
-        new = self._buffers.get("weight_scale")
-        if scale is not None and new is not None and new.dtype != torch.float32:
-            self._buffers["weight_scale"] = (
-                torch.empty_like(new, dtype=torch.float32) if scale.is_meta else scale.to(new.device, torch.float32)
-            )
+        apply_keeping_float32_scale(self, super()._apply, fn, recurse)
         self._packed_key = None
         return self
 
@@ -480,6 +474,18 @@ class BitLinear(nn.Linear):
         if self.weight is None:
             parts.append("latent_weights=False")
         return ", ".join(parts)
+
+
+def apply_keeping_float32_scale(module: nn.Module, apply, fn, recurse) -> None:
+    """Module._apply (`apply`, the parent class's) for a module with a `weight_scale` buffer: .half() /
+    .bfloat16() convert every floating buffer, but packed weights' scales stay float32."""
+    scale = module._buffers.get("weight_scale")
+    apply(fn, recurse)
+    new = module._buffers.get("weight_scale")
+    if scale is not None and new is not None and new.dtype != torch.float32:
+        module._buffers["weight_scale"] = (
+            torch.empty_like(new, dtype=torch.float32) if scale.is_meta else scale.to(new.device, torch.float32)
+        )
 
 
 def _check_packed_pair(
