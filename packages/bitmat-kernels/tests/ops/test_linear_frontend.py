@@ -73,7 +73,7 @@ def lower(fn, args, kwargs):
     src.make_ir(target, options, backend.get_codegen_implementation(options), backend.get_module_map(), ctx)
 
 
-def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k):
+def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=False):
     """Runs the launcher with GPU settings, captures its launches and lowers each kernel."""
     from unittest import mock
 
@@ -81,7 +81,7 @@ def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k):
 
     launches = []
 
-    def quantize_stub(x, eps, with_sum=False):
+    def quantize_stub(x, eps, with_sum=False, launch_dependents=False):
         out = (torch.zeros(x.shape, dtype=torch.int8), torch.ones(x.shape[0], 1))
         return (*out, torch.zeros(x.shape[0], dtype=torch.int32)) if with_sum else out
 
@@ -91,6 +91,7 @@ def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k):
     ]
     patches += [
         mock.patch.object(kernel, "interpreter_enabled", lambda: False),  # the GPU settings (USE_PTX=True)
+        mock.patch.object(kernel, "pdl_enabled", lambda device: pdl),
         mock.patch.object(kernel, "gemm_config", lambda *a, **kw: GemmConfig(16, 64, 64, split_k=split_k)),
         mock.patch.object(kernel, "decode_config", lambda *a, **kw: DecodeConfig(64, 64, fused_quant=False)),
         mock.patch.object(kernel, "dequant_min_m", lambda *a, **kw: 1 << 30),  # the Triton GEMM, not cuBLAS
@@ -109,16 +110,23 @@ def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k):
         for p in patches:
             p.stop()
     assert launches
+    if pdl:  # the GEMV waits for the quantizer, which lets it launch early
+        assert any(kw.get("GDC") and kw.get("launch_pdl") for _, _, kw in launches), launches
+        from bitmat_kernels.ops.quantize.kernel import _quantize_activations_kernel
+
+        q_args = (torch.zeros(m, 256, dtype=dtype), torch.zeros(m, 256, dtype=torch.int8), torch.zeros(m),
+                  torch.zeros(m, dtype=torch.int32), 256, 1e-5)  # fmt: skip
+        lower(_quantize_activations_kernel, q_args, dict(BLOCK_K=256, WRITE_SUM=False, ONE_BLOCK=True, GDC=True))
     for fn, args, kwargs in launches:
         lower(fn, args, kwargs)
 
 
 CASES = [
-    (d, wb, ab, m, sk)
+    (d, wb, ab, m, sk, False)
     for d in ("bfloat16", "float16", "float32")
     for wb, ab in ((1.58, 8), (1.58, None), (1, 8), (1, None))
     for m, sk in ((1, 1), (20, 1), (20, 2))
-]
+] + [("bfloat16", wb, 8, 1, 1, True) for wb in (1.58, 1)]  # programmatic dependent launch (opt-in)
 
 
 def test_gpu_kernels_lower_to_triton_ir():
@@ -141,10 +149,11 @@ def main():
     import json
 
     results = {}
-    for d, wb, ab, m, sk in CASES:
+    for d, wb, ab, m, sk, pdl in CASES:
+        name = f"{d}-{wb}-{ab}-M{m}-split{sk}" + ("-pdl" if pdl else "")
         try:
-            lower_all_launches(getattr(torch, d), wb, ab, m, sk)
-            results[f"{d}-{wb}-{ab}-M{m}-split{sk}"] = ""
+            lower_all_launches(getattr(torch, d), wb, ab, m, sk, pdl)
+            results[name] = ""
         except Exception as e:  # reported by the test
-            results[f"{d}-{wb}-{ab}-M{m}-split{sk}"] = f"{type(e).__name__}: {str(e)[-400:]}"
+            results[name] = f"{type(e).__name__}: {str(e)[-400:]}"
     print(json.dumps(results))

@@ -23,7 +23,9 @@ shift-and-mask path and an emulated dp4a, selected by the USE_PTX constexpr.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import os
 
 import torch
 import triton
@@ -323,6 +325,7 @@ def _bitmat_gemv_kernel(
     BLOCK_W: tl.constexpr,  # A8: int32 words of packed weight per row per step; weight-only: bytes
     FUSED_QUANT: tl.constexpr = False,  # A8: x_ptr holds float activations, quantized here per program
     eps=1e-5,
+    GDC: tl.constexpr = False,  # launched with programmatic dependent launch: wait for the quantizer's output
 ):
     pid_n = tl.program_id(0)
     rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
@@ -341,6 +344,10 @@ def _bitmat_gemv_kernel(
             for w0 in range(0, KW1, BLOCK_W):
                 wi = w0 + rw
                 words = tl.load(w_ptr + rn[:, None] * KW1 + wi[None, :], mask=n_ok & (wi[None, :] < KW1), other=0)
+                if GDC:
+                    # the weights above do not depend on the kernel before; the activations do (a no-op once
+                    # the quantizer has finished)
+                    tl.extra.cuda.gdc_wait()
                 for s in tl.static_range(8 // BITS):
                     xi = s * KW1 + wi
                     xw = tl.load(x_ptr + xi, mask=(wi < KW1) & (xi < KXW1), other=0)
@@ -501,6 +508,16 @@ def _launch_gemm(cfg: GemmConfig, args: tuple, x_dtype: torch.dtype, common: dic
         )
 
 
+@functools.lru_cache(maxsize=16)
+def pdl_enabled(device: torch.device) -> bool:
+    """Opt-in (BITMAT_KERNELS_PDL=1, Hopper and newer): the one-token A8 GEMV is launched with programmatic
+    dependent launch, so it starts, and reads its weights, while the activation quantizer runs. Not measured
+    yet (NOTES.md); off by default."""
+    if os.environ.get("BITMAT_KERNELS_PDL", "0") != "1" or device.type != "cuda":
+        return False
+    return torch.cuda.get_device_capability(device)[0] >= 9
+
+
 def _decode_ok(m: int, k: int, packed: torch.Tensor, a8: bool) -> bool:
     # A8 reads weights and activations as int32 words: every slice must start on a word.
     kp = packed.shape[1]
@@ -549,8 +566,9 @@ def linear_triton(
             raise ValueError(f"decode path needs 0 < M <= {DECODE_MAX_M} (and K % 16 == 0 for A8), got M={m}, K={k}")
         cfg = decode_config(m, n, k, fmt, a8, x.device)
         fused = a8 and cfg.fused_quant
+        pdl = a8 and not fused and m == 1 and not interp and pdl_enabled(x.device)
         if a8 and not fused:
-            xq, x_scale = quantize_activations_triton(x2, eps)
+            xq, x_scale = quantize_activations_triton(x2, eps, launch_dependents=pdl)
             x_arg = xq.view(torch.int32)
         else:
             x_arg, x_scale = x2, w_scale  # x_scale unused
@@ -571,6 +589,8 @@ def linear_triton(
             BLOCK_W=cfg.block_w,
             FUSED_QUANT=fused,
             eps=eps,
+            GDC=pdl,
+            **({"launch_pdl": True} if pdl else {}),
             num_warps=cfg.num_warps,
             num_stages=cfg.num_stages,
             **common,

@@ -63,7 +63,10 @@ def _quantize_activations_kernel(
     BLOCK_K: tl.constexpr,
     WRITE_SUM: tl.constexpr,
     ONE_BLOCK: tl.constexpr = False,  # K <= BLOCK_K
+    GDC: tl.constexpr = False,  # let a kernel launched after this one with programmatic dependent launch start now
 ):
+    if GDC:
+        tl.extra.cuda.gdc_launch_dependents()
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * K
     total = tl.zeros((BLOCK_K,), dtype=tl.int32)
@@ -93,9 +96,11 @@ def _quantize_activations_kernel(
 
 
 def quantize_activations_triton(
-    x: torch.Tensor, eps: float, with_sum: bool = False
+    x: torch.Tensor, eps: float, with_sum: bool = False, launch_dependents: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(x_q, scale) like the reference; with_sum=True also returns each token's int32 sum of codes."""
+    """(x_q, scale) like the reference; with_sum=True also returns each token's int32 sum of codes.
+    launch_dependents: the next kernel is launched with programmatic dependent launch and waits for this one's
+    output itself (Hopper and newer)."""
     k = x.shape[-1]
     flat = x.reshape(-1, k)
     m = flat.shape[0]
@@ -107,7 +112,8 @@ def quantize_activations_triton(
         block = min(triton.next_power_of_2(max(k, 16)), 16384)
         warps = 4 if block <= 2048 else 8 if block <= 8192 else 16
         _quantize_activations_kernel[(m,)](
-            flat, xq, scale, sums, k, eps, BLOCK_K=block, WRITE_SUM=with_sum, ONE_BLOCK=k <= block, num_warps=warps
-        )
+            flat, xq, scale, sums, k, eps, BLOCK_K=block, WRITE_SUM=with_sum, ONE_BLOCK=k <= block,
+            GDC=launch_dependents, num_warps=warps,
+        )  # fmt: skip
     out = xq.view(x.shape), scale.view(*x.shape[:-1], 1)
     return (*out, sums) if with_sum else out
