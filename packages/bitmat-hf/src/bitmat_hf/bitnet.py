@@ -40,8 +40,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +56,7 @@ from .checkpoint import (
     inspect_files,
     read_config,
 )
+from .utils import write_folder_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -526,20 +525,15 @@ def export_bitnet(
         if m.bias is not None:
             state[f"{name}.bias"] = m.bias.detach().to("cpu", dtype).contiguous()
     config = _export_config(model, linear_class, skip, dtype)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         gen = getattr(model, "generation_config", None)
         if gen is not None:
             gen.save_pretrained(str(tmp))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_folder_atomically(folder, write)
     logger.info("wrote %d layers of %s in the bitnet format (%s) to %s", len(bitlinears), type(model).__name__,
                 linear_class, folder)  # fmt: skip
     return folder

@@ -10,7 +10,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -201,21 +200,16 @@ def cmd_convert(args) -> int:
 
 
 def _write_folder(src: Path, out: Path, write) -> None:
-    """Runs write(tmp) into a temporary folder beside `out`, copies the tokenizer files of `src`, then renames it
-    to `out`: a failure leaves nothing behind (and leaves an existing `out` as it was)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    """write(tmp) plus the tokenizer files of `src`, written to `out` all or nothing."""
+    from .utils import write_folder_atomically
+
+    def write_with_tokenizer(tmp: Path) -> None:
         write(tmp)
         for name in TOKENIZER_FILES:
             if (src / name).is_file():
                 shutil.copy2(src / name, tmp / name)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_folder_atomically(out, write_with_tokenizer)
 
 
 def _convert_from_bitnet(args, src: Path, out: Path) -> int:
