@@ -160,3 +160,19 @@ def test_dtype_moves_keep_the_group_and_its_float32_scales():
     with torch.no_grad():
         ffn.double()(torch.randn(2, 16, dtype=torch.float64))
     assert ffn.gate_proj._fused_group is not None
+
+
+def test_members_with_and_without_bias_fuse():
+    torch.manual_seed(1)
+    ffn = BitFFN(16, 24).eval()
+    ffn.gate_proj = BitLinear(16, 24, bias=True).eval()
+    torch.nn.init.normal_(ffn.gate_proj.bias)
+    for m in (ffn.gate_proj, ffn.up_proj, ffn.down_proj):
+        m.drop_latent_weights()
+    x = torch.randn(3, 16)
+    with torch.no_grad():
+        ref = ffn(x)
+        fuse_projections(ffn)
+        fused = ffn.bitmat_fused_gate_up
+        assert torch.equal(fused.bias[24:], torch.zeros(24))
+        torch.testing.assert_close(ffn(x), ref)

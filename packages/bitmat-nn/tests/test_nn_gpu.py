@@ -207,7 +207,10 @@ def test_fused_projections_real_sizes_match_unfused_in_a_cuda_graph(m, triton_ca
 
     torch.manual_seed(0)
     attn = torch.nn.Module()
-    attn.q_proj, attn.k_proj, attn.v_proj = (BitLinear(4096, n, bias=False) for n in (4096, 1024, 1024))
+    # Qwen-style: q/k/v with biases, alongside a member without (zeros fill its rows of the fused bias)
+    attn.q_proj, attn.k_proj, attn.v_proj = (
+        BitLinear(4096, n, bias=b) for n, b in ((4096, True), (1024, True), (1024, False))
+    )
     attn.gate_proj, attn.up_proj = (BitLinear(4096, 14336, bias=False) for _ in range(2))
     attn = attn.to(DEVICE, torch.bfloat16).eval()
     for layer in attn.children():

@@ -58,13 +58,15 @@ class FusedBitLinear(nn.Module):
             packed = torch.cat([m.packed_weight for m in members], dim=0)
             scale = torch.cat(scales).to(torch.float32).contiguous()
             bias = None
-            if has_bias:
+            if has_bias:  # members without a bias add zeros (on the weights' device: cat needs one device)
                 bias = torch.cat(
                     [
-                        b.detach().to(bias_dtype) if b is not None else torch.zeros(m.out_features, dtype=bias_dtype)
+                        b.detach().to(packed.device, bias_dtype)
+                        if b is not None
+                        else torch.zeros(m.out_features, dtype=bias_dtype, device=packed.device)
                         for m, b in zip(members, biases)
                     ]
-                ).to(packed.device)
+                )
         # non-persistent: the members' own state_dict entries stay the checkpoint format
         self.register_buffer("packed_weight", packed, persistent=False)
         self.register_buffer("weight_scale", scale, persistent=False)
