@@ -17,8 +17,14 @@ def round_half_even(v):
 
 
 @triton.jit
+def nan_aware_max(amax, nan_seen):
+    """max of a block of |x| (amax), NaN if nan_seen marks any NaN (tl.max alone would drop NaN)."""
+    return tl.where(tl.max(nan_seen, axis=0) > 0, float("nan"), tl.max(amax, axis=0))
+
+
+@triton.jit
 def token_absmax(x_row_ptr, K, BLOCK_K: tl.constexpr):
-    """max |x| over one row; NaN if any element is NaN (tl.max alone would drop NaN)."""
+    """max |x| over one row; NaN if any element is NaN."""
     amax = tl.zeros((BLOCK_K,), dtype=tl.float32)
     nan_seen = tl.zeros((BLOCK_K,), dtype=tl.int32)
     for k0 in range(0, K, BLOCK_K):
@@ -26,9 +32,7 @@ def token_absmax(x_row_ptr, K, BLOCK_K: tl.constexpr):
         v = tl.load(x_row_ptr + offs, mask=offs < K, other=0.0).to(tl.float32)
         nan_seen = tl.maximum(nan_seen, (v != v).to(tl.int32))
         amax = tl.maximum(amax, tl.abs(v))
-    absmax = tl.max(amax, axis=0)
-    any_nan = tl.max(nan_seen, axis=0) > 0
-    return tl.where(any_nan, float("nan"), absmax)
+    return nan_aware_max(amax, nan_seen)
 
 
 @triton.jit
@@ -75,9 +79,7 @@ def _quantize_activations_kernel(
         # latency, where this kernel sits between a norm and the GEMV)
         offs = tl.arange(0, BLOCK_K)
         v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
-        any_nan = tl.max((v != v).to(tl.int32), axis=0) > 0
-        absmax = tl.where(any_nan, float("nan"), tl.max(tl.abs(v), axis=0))
-        finite, s, scale = token_scales(absmax, eps)
+        finite, s, scale = token_scales(nan_aware_max(tl.abs(v), (v != v).to(tl.int32)), eps)
         q = tl.where(finite, quantize_value(v, s), 0.0).to(tl.int32)
         total += q
         tl.store(xq_ptr + row * K + offs, q.to(tl.int8), mask=offs < K)
