@@ -24,11 +24,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-import bitmat_kernels as bk
 import torch
 from torch import nn
 
-from .linear import BitLinear, apply_keeping_float32_scale
+from .linear import BitLinear, apply_keeping_float32_scale, packed_matmul
 
 logger = logging.getLogger(__name__)
 
@@ -100,13 +99,7 @@ class FusedBitLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The whole product [..., sum of the members' out_features]."""
-        bias = self.bias
-        if bias is not None and bias.dtype != x.dtype:
-            bias = bias.to(x.dtype)
-        return bk.bitmat_linear(
-            x, self.packed_weight, self.weight_scale, in_features=self.in_features, weight_bits=self.weight_bits,
-            activation_bits=self.activation_bits, bias=bias, eps=self.eps,
-        )  # fmt: skip
+        return packed_matmul(self, x, self.packed_weight, self.weight_scale, self.bias)
 
     def intact(self, index: int) -> bool:
         """Whether member `index` still holds the views this group made (else its weights changed)."""

@@ -366,18 +366,7 @@ class BitLinear(nn.Linear):
                 packed, scale = bk.pack(codes, self.weight_bits), scale.reshape(self._scale_shape())
         else:
             packed, scale = self._current_packed()
-        bias = self.bias
-        if bias is not None and bias.dtype != x.dtype:
-            bias = bias.to(x.dtype)
-        if x.dtype == torch.float64:  # the kernels stop at fp32; float64 serves exact checks
-            if self.activation_bits is not None:
-                x = fake_quantize_activations(x, self.eps)
-            w = bk.dequantize(packed, scale, in_features=self.in_features, weight_bits=self.weight_bits)
-            return F.linear(x, w.to(torch.float64), bias)
-        return bk.bitmat_linear(
-            x, packed, scale, in_features=self.in_features, weight_bits=self.weight_bits,
-            activation_bits=self.activation_bits, bias=bias, eps=self.eps,
-        )  # fmt: skip
+        return packed_matmul(self, x, packed, scale, self.bias)
 
     # ------------------------------------------------------------------ torch.nn plumbing
 
@@ -474,6 +463,22 @@ class BitLinear(nn.Linear):
         if self.weight is None:
             parts.append("latent_weights=False")
         return ", ".join(parts)
+
+
+def packed_matmul(layer, x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor, bias) -> torch.Tensor:
+    """x through packed weights with `layer`'s settings (in_features, weight_bits, activation_bits, eps): the
+    Triton kernels (CUDA) or the reference, or a dense float64 product for exact checks."""
+    if bias is not None and bias.dtype != x.dtype:
+        bias = bias.to(x.dtype)
+    if x.dtype == torch.float64:  # the kernels stop at fp32; float64 serves exact checks
+        if layer.activation_bits is not None:
+            x = fake_quantize_activations(x, layer.eps)
+        w = bk.dequantize(packed, scale, in_features=layer.in_features, weight_bits=layer.weight_bits)
+        return F.linear(x, w.to(torch.float64), bias)
+    return bk.bitmat_linear(
+        x, packed, scale, in_features=layer.in_features, weight_bits=layer.weight_bits,
+        activation_bits=layer.activation_bits, bias=bias, eps=layer.eps,
+    )  # fmt: skip
 
 
 def apply_keeping_float32_scale(module: nn.Module, apply, fn, recurse) -> None:
