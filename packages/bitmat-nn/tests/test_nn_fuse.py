@@ -176,3 +176,9 @@ def test_members_with_and_without_bias_fuse():
         fused = ffn.bitmat_fused_gate_up
         assert torch.equal(fused.bias[24:], torch.zeros(24))
         torch.testing.assert_close(ffn(x), ref)
+
+
+@pytest.mark.parametrize("groups", ["q_proj", ("q_proj", "k_proj"), [("q_proj",)], [("q_proj", 3)]])
+def test_bad_groups_are_a_clear_error(groups):
+    with pytest.raises(TypeError, match="groups of at least two child names"):
+        fuse_projections(small_model(), groups)

@@ -175,7 +175,13 @@ def fuse_projections(model: nn.Module, groups: Iterable[Sequence[str]] = DEFAULT
     """Fuses every set of sibling packed-only BitLinear layers named as in one of `groups` (children of one
     module); returns how many groups were fused. Sets that cannot fuse (latent weights, different settings or
     devices, a layer with its own input norm) are left as they are and logged."""
-    groups = [tuple(g) for g in groups]
+    given = groups
+    groups = [] if isinstance(given, str) else [g if isinstance(g, str) else tuple(g) for g in given]
+    if not groups or any(isinstance(g, str) or len(g) < 2 or not all(isinstance(n, str) for n in g) for g in groups):
+        raise TypeError(
+            "fuse_projections: argument 'groups' must be a sequence of groups of at least two child names, "
+            f"e.g. (('q_proj', 'k_proj', 'v_proj'),), got {given!r}"
+        )
     fused = 0
     for parent_name, parent in list(model.named_modules()):
         for group in groups:
