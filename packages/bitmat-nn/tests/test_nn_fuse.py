@@ -24,6 +24,16 @@ def small_model(per_channel: bool = False, bias: bool = False, activation_bits: 
     return model
 
 
+def packed_ffn(gate: BitLinear | None = None) -> BitFFN:
+    """A small BitFFN (optionally with `gate` as its gate projection), packed-only, in eval mode."""
+    ffn = BitFFN(16, 24).eval()
+    if gate is not None:
+        ffn.gate_proj = gate.eval()
+    for m in (ffn.gate_proj, ffn.up_proj, ffn.down_proj):
+        m.drop_latent_weights()
+    return ffn
+
+
 class CountCalls:
     def __init__(self, monkeypatch):
         self.calls = 0
@@ -63,9 +73,7 @@ def test_fused_model_matches_unfused_with_fewer_matmuls(monkeypatch, per_channel
 
 
 def test_any_call_order_and_other_inputs_are_served_correctly():
-    ffn = BitFFN(16, 24).eval()
-    for m in (ffn.gate_proj, ffn.up_proj, ffn.down_proj):
-        m.drop_latent_weights()
+    ffn = packed_ffn()
     x1, x2 = torch.randn(3, 16), torch.randn(3, 16)
     with torch.no_grad():
         ref_up1, ref_gate2 = ffn.up_proj(x1), ffn.gate_proj(x2)
@@ -129,9 +137,7 @@ def test_layers_that_cannot_fuse_are_left_alone():
 
 
 def test_fused_layers_trace_with_torch_compile_fullgraph():
-    ffn = BitFFN(16, 24).eval()
-    for m in (ffn.gate_proj, ffn.up_proj, ffn.down_proj):
-        m.drop_latent_weights()
+    ffn = packed_ffn()
     x = torch.randn(2, 16)
     with torch.no_grad():
         ref = ffn(x)
@@ -153,9 +159,7 @@ def test_dtype_moves_keep_the_group_and_its_float32_scales():
         unfuse_projections(model)
         torch.testing.assert_close(out, model(ids).logits)
     # a float64 input takes the dense path without dissolving the group
-    ffn = BitFFN(16, 24).eval()
-    for m in (ffn.gate_proj, ffn.up_proj, ffn.down_proj):
-        m.drop_latent_weights()
+    ffn = packed_ffn()
     fuse_projections(ffn)
     with torch.no_grad():
         ffn.double()(torch.randn(2, 16, dtype=torch.float64))
@@ -164,11 +168,9 @@ def test_dtype_moves_keep_the_group_and_its_float32_scales():
 
 def test_members_with_and_without_bias_fuse():
     torch.manual_seed(1)
-    ffn = BitFFN(16, 24).eval()
-    ffn.gate_proj = BitLinear(16, 24, bias=True).eval()
-    torch.nn.init.normal_(ffn.gate_proj.bias)
-    for m in (ffn.gate_proj, ffn.up_proj, ffn.down_proj):
-        m.drop_latent_weights()
+    gate = BitLinear(16, 24, bias=True)
+    torch.nn.init.normal_(gate.bias)
+    ffn = packed_ffn(gate)
     x = torch.randn(3, 16)
     with torch.no_grad():
         ref = ffn(x)
