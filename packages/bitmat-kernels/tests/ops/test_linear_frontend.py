@@ -81,7 +81,7 @@ def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=Fals
 
     launches = []
 
-    def quantize_stub(x, eps, with_sum=False, launch_dependents=False):
+    def quantize_stub(x, eps, with_sum=False, pdl=False):
         out = (torch.zeros(x.shape, dtype=torch.int8), torch.ones(x.shape[0], 1))
         return (*out, torch.zeros(x.shape[0], dtype=torch.int32)) if with_sum else out
 
@@ -110,7 +110,7 @@ def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=Fals
         for p in patches:
             p.stop()
     assert launches
-    if pdl:  # the GEMV waits for the quantizer, which lets it launch early
+    if pdl:  # the GEMV / GEMM waits for the quantizer, which lets it launch early
         assert any(kw.get("GDC") and kw.get("launch_pdl") for _, _, kw in launches), launches
         from bitmat_kernels.ops.quantize.kernel import _quantize_activations_kernel
 
@@ -126,7 +126,9 @@ CASES = [
     for d in ("bfloat16", "float16", "float32")
     for wb, ab in ((1.58, 8), (1.58, None), (1, 8), (1, None))
     for m, sk in ((1, 1), (20, 1), (20, 2))
-] + [("bfloat16", wb, 8, 1, 1, True) for wb in (1.58, 1)]  # programmatic dependent launch (opt-in)
+] + [  # programmatic dependent launch (Hopper): the one-token GEMV and the GEMM, split-K too
+    ("bfloat16", wb, 8, m, sk, True) for wb in (1.58, 1) for m, sk in ((1, 1), (20, 1), (20, 2))
+]
 
 
 def test_gpu_kernels_lower_to_triton_ir():

@@ -67,9 +67,12 @@ def _quantize_activations_kernel(
     BLOCK_K: tl.constexpr,
     WRITE_SUM: tl.constexpr,
     ONE_BLOCK: tl.constexpr = False,  # K <= BLOCK_K
-    GDC: tl.constexpr = False,  # let a kernel launched after this one with programmatic dependent launch start now
+    GDC: tl.constexpr = False,  # launched with programmatic dependent launch, and so is the kernel after it
 ):
     if GDC:
+        # x may still be being written by the kernel before: wait for it (all earlier kernels are then done,
+        # so the next kernel may read anything but this one's output), then let the next kernel start
+        tl.extra.cuda.gdc_wait()
         tl.extra.cuda.gdc_launch_dependents()
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * K
@@ -98,11 +101,11 @@ def _quantize_activations_kernel(
 
 
 def quantize_activations_triton(
-    x: torch.Tensor, eps: float, with_sum: bool = False, launch_dependents: bool = False
+    x: torch.Tensor, eps: float, with_sum: bool = False, pdl: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x_q, scale) like the reference; with_sum=True also returns each token's int32 sum of codes.
-    launch_dependents: the next kernel is launched with programmatic dependent launch and waits for this one's
-    output itself (Hopper and newer)."""
+    pdl (Hopper and newer): launch with programmatic dependent launch, so this kernel is resident before the one
+    that writes x has finished; the next kernel must be launched the same way and wait for this one's output."""
     k = x.shape[-1]
     flat = x.reshape(-1, k)
     m = flat.shape[0]
@@ -115,7 +118,7 @@ def quantize_activations_triton(
         warps = 4 if block <= 2048 else 8 if block <= 8192 else 16
         _quantize_activations_kernel[(m,)](
             flat, xq, scale, sums, k, eps, BLOCK_K=block, WRITE_SUM=with_sum, ONE_BLOCK=k <= block,
-            GDC=launch_dependents, num_warps=warps,
+            GDC=pdl, num_warps=warps, **({"launch_pdl": True} if pdl else {}),
         )  # fmt: skip
     out = xq.view(x.shape), scale.view(*x.shape[:-1], 1)
     return (*out, sums) if with_sum else out
