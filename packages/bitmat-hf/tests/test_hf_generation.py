@@ -134,3 +134,24 @@ def test_hf_generation_cache_keyword_follows_the_forward_signature():
 
     assert cache_kwargs(New(), 1) == {"cache": 1}
     assert cache_kwargs(Old(), 1) == {"past_key_values": 1}
+
+
+def test_hf_generation_compile_kwargs_pdl():
+    """Inductor's programmatic dependent launch: off where the device cannot run it, and a compile mode becomes
+    options when it is on (torch.compile takes one or the other)."""
+    from unittest import mock
+
+    from bitmat_hf import generation
+
+    cpu = torch.device("cpu")
+    assert not generation.inductor_pdl_supported(cpu)
+    assert generation.compile_kwargs(cpu, "reduce-overhead", None) == {"mode": "reduce-overhead"}
+    assert generation.compile_kwargs(cpu, None, False) == {"mode": None}
+    with pytest.raises(ValueError, match="pdl=True needs"):
+        generation.compile_kwargs(cpu, "reduce-overhead", True)
+    with mock.patch.object(generation, "inductor_pdl_supported", lambda device: True):
+        kw = generation.compile_kwargs(cpu, "reduce-overhead", None)
+        assert kw == {"mode": None, "options": {"triton.cudagraphs": True, "triton.enable_pdl": True}}
+        assert generation.compile_kwargs(cpu, None, None) == {"mode": None, "options": {"triton.enable_pdl": True}}
+        assert generation.compile_kwargs(cpu, "reduce-overhead", False) == {"mode": "reduce-overhead"}
+        torch.compile(lambda t: t + 1, **kw)  # torch accepts the combination

@@ -84,6 +84,7 @@ def main() -> int:
     ap.add_argument("--decode-block-w-a8", default="64,128", help="GEMV sweep, A8: int32 words a row a step")
     ap.add_argument("--decode-block-w-a16", default="128,256", help="GEMV sweep, weight-only: bytes a row a step")
     ap.add_argument("--decode-stages", default="1,2", help="GEMV sweep: pipeline stages")
+    ap.add_argument("--quantize-warps", default="", help="also time M=1 A8 calls with the quantizer at these warps")
     args = ap.parse_args()
     out = open(args.out, "a")
 
@@ -171,6 +172,19 @@ def main() -> int:
                         f"x{t_cublas / t:5.2f}  roof {roof / t:5.1%}  err {err:.1e}",
                         flush=True,
                     )
+        if args.quantize_warps:
+            import bitmat_kernels.ops.quantize.kernel as qmod
+
+            default_warps = qmod.num_warps_for
+            x = torch.randn(1, k, device="cuda", dtype=torch.bfloat16, generator=gen)
+            for warps in [int(v) for v in args.quantize_warps.split(",")]:
+                qmod.num_warps_for = lambda block, w=warps: w
+                try:
+                    t = graph_time_us(lambda i: linear_triton(x, tern[i % c_t], scale, k, "ternary", 8, None), c_t)
+                finally:
+                    qmod.num_warps_for = default_warps
+                emit(dict(kind="quantize_warps", n=n, k=k, m=1, warps=warps, us=t))
+                print(f"{n}x{k} M=1 A8W158 quantizer warps {warps}: {t:.2f} us", flush=True)
         # config sweeps for the A8 ternary kernels at a few batch sizes
 
         def gemm_built():

@@ -323,6 +323,7 @@ def measure_graph(decoder, vocab, batch, prompt_len, new_tokens, device, seed) -
         "setup_s": round(setup_s, 2),
         "method": st["method"],
         "compile": st["compile"],
+        "pdl": st.get("pdl", False),
         "repeatable": bool(torch.equal(first, tokens)),
     }
     if st.get("note"):
@@ -364,6 +365,7 @@ def measure_generate(model, vocab, batch, prompt_len, new_tokens, device, seed) 
         "generate_ms_per_step": t / new_tokens * 1e3,
         "first_call_s": round(warm_s, 2),
         "compile": "transformers CompileConfig(mode=reduce-overhead)" if device.type == "cuda" else "none (CPU)",
+        "pdl": model._bitmat_fast_generation["pdl"],
     }
     out.update(_peak(device))
     return out, tokens[:, prompt_len:].cpu()

@@ -37,6 +37,35 @@ logger = logging.getLogger(__name__)
 COMPILE_CHOICES = ("auto", "regional", "full", "none")
 
 
+def inductor_pdl_supported(device: torch.device) -> bool:
+    """Whether torch.compile can emit programmatic dependent launch here: a Hopper or newer GPU and a torch
+    whose inductor has `triton.enable_pdl` (2.9+)."""
+    import torch._inductor.config as inductor_config
+
+    return (
+        device.type == "cuda"
+        and torch.cuda.get_device_capability(device)[0] >= 9
+        and hasattr(inductor_config.triton, "enable_pdl")
+    )
+
+
+def compile_kwargs(device: torch.device, mode: str | None, pdl: bool | None) -> dict:
+    """torch.compile arguments for a decode step: `mode`, plus inductor's programmatic dependent launch when
+    `pdl` is True, or None and the device supports it. PDL lets each kernel of a CUDA graph start while the one
+    before it finishes (the next waits on the device, not the host); an 8B model's decode step has ~450 kernels.
+    torch.compile takes either a mode or options, so a mode becomes its options."""
+    if pdl is None:
+        pdl = inductor_pdl_supported(device)
+    if not pdl:
+        return {"mode": mode}
+    if not inductor_pdl_supported(device):
+        raise ValueError(f"pdl=True needs a CUDA GPU of compute capability 9.0+ and torch >= 2.9 (device {device})")
+    import torch._inductor
+
+    mode_options = torch._inductor.list_mode_options(mode) if mode else {}
+    return {"mode": None, "options": {**mode_options, "triton.enable_pdl": True}}
+
+
 def _check_model(model: Any, fn: str) -> None:
     from transformers import PreTrainedModel
 
@@ -74,6 +103,7 @@ def prepare_for_fast_generation(
     drop_latent_weights: bool = True,
     fuse_projections: bool = True,
     warmup: bool = False,
+    pdl: bool | None = None,
 ):
     """Readies `model` for `model.generate(...)` with a static KV cache and (on CUDA) CUDA graphs.
 
@@ -88,6 +118,8 @@ def prepare_for_fast_generation(
       fullgraph=fullgraph, dynamic=False)`: transformers' generate compiles the decode forward (one compilation
       per batch size; the first call of each batch size pays it). `compile=False` sets `disable_compile`.
       On other devices nothing is compiled.
+    * `pdl` (default: on for Hopper and newer GPUs where torch has it): the compiled kernels use programmatic
+      dependent launch (torch.compile's `triton.enable_pdl`). The mode's options are passed as `options` then.
     * `warmup=True` (needs `max_batch_size`) runs one short generate on dummy tokens so the compilation happens now.
 
     Works for any transformers causal LM, so the same setup serves as the bf16 baseline. Returns the model.
@@ -111,7 +143,9 @@ def prepare_for_fast_generation(
     if compile and device.type == "cuda":
         from transformers import CompileConfig
 
-        gc.compile_config = CompileConfig(fullgraph=fullgraph, dynamic=False, mode=compile_mode)
+        gc.compile_config = CompileConfig(
+            fullgraph=fullgraph, dynamic=False, **compile_kwargs(device, compile_mode, pdl)
+        )
         gc.disable_compile = False
     else:
         gc.compile_config = None
@@ -125,6 +159,7 @@ def prepare_for_fast_generation(
         "max_cache_len": max_cache_len,
         "compile": bool(compile and device.type == "cuda"),
         "compile_mode": compile_mode,
+        "pdl": bool(compile and device.type == "cuda" and gc.compile_config.options),
         "dropped_latent_layers": dropped,
         "fused_projection_groups": fused,
     }
@@ -206,6 +241,8 @@ class GraphGreedyDecoder:
             `stats["method"]` / `stats["note"]` say so.
         warmup_steps: eager steps before capture (compile, Triton autotuning, cuBLAS workspaces).
         compile_backend: torch.compile backend ("inductor"; "eager" for tests).
+        pdl: inductor's programmatic dependent launch in the compiled step (default: on for Hopper and newer GPUs
+            where torch has it; see `compile_kwargs`).
     """
 
     def __init__(
@@ -217,6 +254,7 @@ class GraphGreedyDecoder:
         cuda_graph: bool | None = None,
         warmup_steps: int = 3,
         compile_backend: str = "inductor",
+        pdl: bool | None = None,
     ):
         fn = "GraphGreedyDecoder"
         _check_model(model, fn)
@@ -242,8 +280,11 @@ class GraphGreedyDecoder:
         self._step_fn = self._step
         self._note = ""
         self._compiled_modules: list[nn.Module] = []
+        self.pdl = False
         if compile == "full":
-            self._step_fn = torch.compile(self._step, dynamic=False, backend=compile_backend)
+            kw = compile_kwargs(self.device, None, pdl) if compile_backend == "inductor" else {}
+            self.pdl = bool(kw.get("options"))
+            self._step_fn = torch.compile(self._step, dynamic=False, backend=compile_backend, **kw)
         elif compile == "regional":
             for m in _regional_targets(model):
                 m.compile(dynamic=False, backend=compile_backend)
@@ -381,6 +422,7 @@ class GraphGreedyDecoder:
             "decode_steps": max_new_tokens - 1,
             "method": "cuda-graph" if self._graph is not None else f"eager-{self.device.type}",
             "compile": self.compile,
+            "pdl": self.pdl,
             "note": self._note,
         }
         return torch.cat([input_ids, out], dim=1)
@@ -395,4 +437,11 @@ def _pad_after_eos(out: torch.Tensor, eos_token_id: int | list[int], pad_token_i
     return out.masked_fill(finished, pad)
 
 
-__all__ = ["COMPILE_CHOICES", "GraphGreedyDecoder", "cache_kwargs", "prepare_for_fast_generation"]
+__all__ = [
+    "COMPILE_CHOICES",
+    "GraphGreedyDecoder",
+    "cache_kwargs",
+    "compile_kwargs",
+    "inductor_pdl_supported",
+    "prepare_for_fast_generation",
+]

@@ -100,6 +100,11 @@ def _quantize_activations_kernel(
     tl.store(scale_ptr + row, scale)
 
 
+def num_warps_for(block: int) -> int:
+    """Warps of one row's program: 32 values a thread at most."""
+    return 4 if block <= 2048 else 8 if block <= 8192 else 16
+
+
 def quantize_activations_triton(
     x: torch.Tensor, eps: float, with_sum: bool = False, pdl: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -115,7 +120,7 @@ def quantize_activations_triton(
     if m:
         # rows up to 16384 features are read once, in registers (32 values a thread at most)
         block = min(triton.next_power_of_2(max(k, 16)), 16384)
-        warps = 4 if block <= 2048 else 8 if block <= 8192 else 16
+        warps = num_warps_for(block)
         _quantize_activations_kernel[(m,)](
             flat, xq, scale, sums, k, eps, BLOCK_K=block, WRITE_SUM=with_sum, ONE_BLOCK=k <= block,
             GDC=pdl, num_warps=warps, **({"launch_pdl": True} if pdl else {}),
