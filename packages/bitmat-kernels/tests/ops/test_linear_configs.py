@@ -48,3 +48,21 @@ def test_gemm_tiles(gpu_rules):
     assert (long_k.block_m, long_k.block_n) == (32, 128) and long_k.split_k > 1
     one_token_rows = configs.gemm_config(16, 28672, 4096, "ternary", True, gpu_rules)
     assert one_token_rows.block_m == 16 and one_token_rows.num_stages >= 1
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "k", "block_m", "block_n", "block_kp", "split_k"),
+    [
+        (16, 8192, 28672, 16, 64, 256, 2),  # K-heavy, one token row block: long K steps, up to two waves (v9)
+        (16, 4096, 14336, 16, 64, 256, 4),
+        (16, 28672, 4096, 16, 64, 128, 1),  # tall layer: enough tiles already
+        (256, 8192, 8192, 128, 128, 64, 1),  # under one wave of 64 x 256 tiles (v9)
+        (256, 6144, 4096, 128, 128, 64, 1),
+        (256, 4096, 4096, 32, 128, 128, 1),  # under half a wave: the small tile
+        (256, 28672, 4096, 64, 256, 64, 1),
+        (128, 10240, 8192, 64, 256, 64, 1),  # the mid-size rule was measured at M = 256 only
+    ],
+)
+def test_gemm_tiles_by_shape(gpu_rules, m, n, k, block_m, block_n, block_kp, split_k):
+    cfg = configs.gemm_config(m, n, k, "ternary", True, gpu_rules)
+    assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (block_m, block_n, block_kp, split_k)

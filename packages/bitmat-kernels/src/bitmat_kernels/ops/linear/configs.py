@@ -140,7 +140,12 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         while bn > 64 and triton.cdiv(m, bm) * triton.cdiv(n, bn) < sms:
             bn //= 2
         tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
-        while tiles * split_k * 2 <= sms and kp // (split_k * 2) >= 4 * bkp and split_k < 8:
+        waves, min_steps = 1, 4
+        if m <= 16 and k >= 2.5 * n:
+            # rows much longer than the layer is tall (down projections): longer K steps and up to two waves
+            # of split-K programs (H100, NOTES.md v9: 8192x28672 M=16 48 -> 38 us, 4096x14336 17 -> 14 us)
+            bkp, stages, waves, min_steps = 256, 3, 2, 2
+        while tiles * split_k * 2 <= waves * sms and kp // (split_k * 2) >= min_steps * bkp and split_k < 8:
             split_k *= 2
     elif m > 256:
         bm, bn, bkp, warps, stages = 64, 256, 64, 8, 3  # best at M = 4096 on all 8 shapes of the v5 sweep
@@ -160,6 +165,10 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
                 split_k *= 2
         elif tiles < sms // 2:
             bm, bn, bkp, warps, stages = small
+        elif tiles < sms and m > 128:
+            # less than one wave of the large tile: 128 x 128 (H100, NOTES.md v9: M=256 8192x8192 64 -> 40 us,
+            # 6144x4096 36 -> 22 us)
+            bm, bn, bkp, warps, stages = 128, 128, 64, 8, 3
         else:
             bm, bn, bkp, warps, stages = base
     stages = _stages_that_fit(bm, bn, bkp, fmt, 1 if a8 else x_bytes, stages, device)
