@@ -77,3 +77,35 @@ def test_device_map_across_two_gpus(packed_folder):
     torch.testing.assert_close(got, ref, rtol=1e-3, atol=1e-3)
     out = model.generate(input_ids(1, 4).to("cuda:0"), max_new_tokens=4, do_sample=False)
     assert out.shape == (1, 8)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_device_map_auto_spreads_over_two_gpus(packed_folder):
+    """device_map="auto" with a per-GPU budget that holds about half the model at packed size: transformers plans
+    from the quantizer's packed sizes, places decoder layers on both GPUs, and the split model matches the CPU
+    reference and generates."""
+    from accelerate import init_empty_weights
+    from bitmat_hf import BitMatConfig, BitMatHfQuantizer
+    from transformers.integrations.accelerate import compute_module_sizes
+
+    path, ref = packed_folder
+    config = Mistral158ForCausalLM.config_class.from_pretrained(path)
+    with init_empty_weights():
+        skeleton = Mistral158ForCausalLM(config)
+    quantizer = BitMatHfQuantizer(BitMatConfig.coerce(config.quantization_config), pre_quantized=True)
+    quantizer.preprocess_model(skeleton)
+    sizes, _ = compute_module_sizes(skeleton, quantizer)
+    layer, embed = sizes["model.layers.0"], sizes["model.embed_tokens"]
+    tail = sizes["lm_head"] + sizes["model.norm"]
+    reserve = max(embed, tail, layer)  # the planner keeps room on GPU 0 for the largest offloadable module
+    max_memory = {0: embed + reserve + layer + layer // 2, 1: layer + tail + reserve + layer // 2, "cpu": 10**9}
+    model = AutoModelForCausalLM.from_pretrained(path, device_map="auto", max_memory=max_memory)
+    placed = {name: str(dev) for name, dev in model.hf_device_map.items()}
+    assert set(placed.values()) == {"0", "1"}, placed
+    assert model.model.layers[0].mlp.up_proj.packed_weight.device == torch.device("cuda", 0), placed
+    assert model.model.layers[-1].mlp.up_proj.packed_weight.device == torch.device("cuda", 1), placed
+    got = logits(model, input_ids().to("cuda:0")).cpu()
+    torch.testing.assert_close(got, ref, rtol=1e-3, atol=1e-3)
+    out = model.generate(input_ids(1, 4).to("cuda:0"), max_new_tokens=4, do_sample=False)
+    assert out.shape == (1, 8)

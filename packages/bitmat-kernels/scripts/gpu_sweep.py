@@ -84,6 +84,7 @@ def main() -> int:
     ap.add_argument("--decode-block-w-a8", default="64,128", help="GEMV sweep, A8: int32 words a row a step")
     ap.add_argument("--decode-block-w-a16", default="128,256", help="GEMV sweep, weight-only: bytes a row a step")
     ap.add_argument("--decode-stages", default="1,2", help="GEMV sweep: pipeline stages")
+    ap.add_argument("--decode-fused", default="0", help="GEMV sweep, A8: 0 quantizer kernel, 1 quantized in the GEMV")
     ap.add_argument("--quantize-warps", default="", help="also time M=1 A8 calls with the quantizer at these warps")
     args = ap.parse_args()
     out = open(args.out, "a")
@@ -234,8 +235,9 @@ def main() -> int:
                 x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen)
                 modes = [8 if mode == "A8" else None for mode in args.sweep_modes.split(",")]
                 grid = [
-                    (ab, bn, bw_, 4, st, False)
+                    (ab, bn, bw_, 4, st, fq)
                     for ab in modes
+                    for fq in sorted({v == "1" and ab == 8 for v in args.decode_fused.split(",")})
                     for bn in [int(v) for v in args.decode_block_n.split(",")]
                     for bw_ in [
                         int(v) for v in (args.decode_block_w_a8 if ab == 8 else args.decode_block_w_a16).split(",")
