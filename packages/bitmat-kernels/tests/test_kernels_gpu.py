@@ -145,34 +145,3 @@ def test_every_op_under_inductor_and_cuda_graphs():
     torch.cuda.synchronize()
     for got, want in zip(captured, expected):
         torch.testing.assert_close(got, want)
-
-
-@pytest.mark.parametrize(("n", "k"), [(4096, 4096), (3840, 2560), (4096, 14336)])
-@pytest.mark.parametrize("weight_bits", [1.58, 1])
-def test_one_token_gemv_quantizing_in_place_matches_the_pair(monkeypatch, n, k, weight_bits):
-    """The one-token GEMV that quantizes its activations itself, against the quantize kernel + GEMV pair: bit for
-    bit, inside a CUDA graph too (programmatic dependent launch is on for both on Hopper)."""
-    import dataclasses
-
-    import bitmat_kernels.ops.linear.kernel as kernel
-
-    packed, scale = layer(n, k, weight_bits, per_channel=True)
-    fmt = "ternary" if weight_bits == 1.58 else "binary"
-    x = torch.randn(1, k, device="cuda", dtype=torch.bfloat16)
-    default = kernel.decode_config
-    out = {}
-    for fused in (False, True):
-        monkeypatch.setattr(
-            kernel, "decode_config", lambda *a, f=fused: dataclasses.replace(default(*a), fused_quant=f)
-        )
-        eager = linear_triton(x, packed, scale, k, fmt, 8, None)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            captured = linear_triton(x, packed, scale, k, fmt, 8, None)
-        graph.replay()
-        torch.cuda.synchronize()
-        assert torch.equal(captured, eager)
-        out[fused] = eager
-    assert torch.equal(out[True], out[False])
-    ref = linear_reference(x, packed, scale, k, fmt, 8, None, accumulate_dtype=torch.float64)
-    assert rel_err(out[True], ref) < 4e-3

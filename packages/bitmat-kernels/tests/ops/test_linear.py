@@ -229,31 +229,6 @@ def test_decode_quantization_fused_or_separate(triton_backend, monkeypatch, fuse
     assert_close_to_oracle(y[[0, 2]], ref[[0, 2]], torch.bfloat16)
 
 
-@pytest.mark.parametrize(("weight_bits", "k"), [(1.58, 96), (1.58, 544), (1.58, 4112), (1, 544)])
-def test_one_token_gemv_quantizes_in_place_like_the_quantizer(triton_backend, monkeypatch, weight_bits, k):
-    """One token: the GEMV that quantizes its activations itself (absmax pass in steps, ragged last word block)
-    gives bit for bit what the quantize kernel + GEMV pair gives, and NaN tokens give NaN."""
-    import bitmat_kernels.ops.linear.kernel as kernel
-    from bitmat_kernels.ops.linear.configs import DecodeConfig
-
-    n = 21
-    gen = torch.Generator().manual_seed(k)
-    packed, scale = make_layer(n, k, weight_bits, per_channel=True, gen=gen)
-    fmt = "ternary" if weight_bits == 1.58 else "binary"
-    x = (torch.randn(1, k, generator=gen) * 3).to(torch.bfloat16)
-    bias = torch.randn(n, generator=gen)
-    out = {}
-    for fused in (True, False):
-        cfg = DecodeConfig(8, 16, num_stages=1, fused_quant=fused)
-        monkeypatch.setattr(kernel, "decode_config", lambda *a, cfg=cfg: cfg)
-        out[fused] = kernel.linear_triton(x, packed, scale, k, fmt, 8, bias, path="decode")
-        x_nan = x.clone()
-        x_nan[0, k - 1] = float("nan")
-        assert torch.isnan(kernel.linear_triton(x_nan, packed, scale, k, fmt, 8, bias, path="decode")).all()
-    assert torch.equal(out[True], out[False])
-    assert_close_to_oracle(out[True], oracle(x, packed, scale, k, weight_bits, 8, bias), torch.bfloat16)
-
-
 @pytest.mark.parametrize("split_k", [2, 3])
 @pytest.mark.parametrize(("weight_bits", "activation_bits"), MODES)
 def test_gemm_split_k_matches_oracle(triton_backend, monkeypatch, split_k, weight_bits, activation_bits):

@@ -73,7 +73,7 @@ def lower(fn, args, kwargs):
     src.make_ir(target, options, backend.get_codegen_implementation(options), backend.get_module_map(), ctx)
 
 
-def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=False, fused=False):
+def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=False):
     """Runs the launcher with GPU settings, captures its launches and lowers each kernel."""
     from unittest import mock
 
@@ -93,7 +93,7 @@ def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=Fals
         mock.patch.object(kernel, "interpreter_enabled", lambda: False),  # the GPU settings (USE_PTX=True)
         mock.patch.object(kernel, "pdl_enabled", lambda device: pdl),
         mock.patch.object(kernel, "gemm_config", lambda *a, **kw: GemmConfig(16, 64, 64, split_k=split_k)),
-        mock.patch.object(kernel, "decode_config", lambda *a, **kw: DecodeConfig(64, 64, fused_quant=fused)),
+        mock.patch.object(kernel, "decode_config", lambda *a, **kw: DecodeConfig(64, 64, fused_quant=False)),
         mock.patch.object(kernel, "dequant_min_m", lambda *a, **kw: 1 << 30),  # the Triton GEMM, not cuBLAS
         mock.patch.object(kernel, "quantize_activations_triton", quantize_stub),
     ]
@@ -110,7 +110,7 @@ def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=Fals
         for p in patches:
             p.stop()
     assert launches
-    if pdl:  # the GEMV / GEMM waits for the quantizer (or the kernel before), which lets it launch early
+    if pdl:  # the GEMV / GEMM waits for the quantizer, which lets it launch early
         assert any(kw.get("GDC") and kw.get("launch_pdl") for _, _, kw in launches), launches
         from bitmat_kernels.ops.quantize.kernel import _quantize_activations_kernel
 
@@ -121,20 +121,14 @@ def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=Fals
         lower(fn, args, kwargs)
 
 
-CASES = (
-    [
-        (d, wb, ab, m, sk, False, False)
-        for d in ("bfloat16", "float16", "float32")
-        for wb, ab in ((1.58, 8), (1.58, None), (1, 8), (1, None))
-        for m, sk in ((1, 1), (20, 1), (20, 2))
-    ]
-    + [  # programmatic dependent launch (Hopper): the one-token GEMV and the GEMM, split-K too
-        ("bfloat16", wb, 8, m, sk, True, False) for wb in (1.58, 1) for m, sk in ((1, 1), (20, 1), (20, 2))
-    ]
-    + [  # the one-token GEMV that quantizes its activations itself, with and without PDL
-        (d, wb, 8, 1, 1, pdl, True) for d in ("bfloat16", "float32") for wb in (1.58, 1) for pdl in (False, True)
-    ]
-)
+CASES = [
+    (d, wb, ab, m, sk, False)
+    for d in ("bfloat16", "float16", "float32")
+    for wb, ab in ((1.58, 8), (1.58, None), (1, 8), (1, None))
+    for m, sk in ((1, 1), (20, 1), (20, 2))
+] + [  # programmatic dependent launch (Hopper): the one-token GEMV and the GEMM, split-K too
+    ("bfloat16", wb, 8, m, sk, True) for wb in (1.58, 1) for m, sk in ((1, 1), (20, 1), (20, 2))
+]
 
 
 def test_gpu_kernels_lower_to_triton_ir():
@@ -157,10 +151,10 @@ def main():
     import json
 
     results = {}
-    for d, wb, ab, m, sk, pdl, fused in CASES:
-        name = f"{d}-{wb}-{ab}-M{m}-split{sk}" + ("-pdl" if pdl else "") + ("-fused" if fused else "")
+    for d, wb, ab, m, sk, pdl in CASES:
+        name = f"{d}-{wb}-{ab}-M{m}-split{sk}" + ("-pdl" if pdl else "")
         try:
-            lower_all_launches(getattr(torch, d), wb, ab, m, sk, pdl, fused)
+            lower_all_launches(getattr(torch, d), wb, ab, m, sk, pdl)
             results[name] = ""
         except Exception as e:  # reported by the test
             results[name] = f"{type(e).__name__}: {str(e)[-400:]}"
