@@ -8,9 +8,13 @@
 # skipped and logged), each writes its results incrementally (results.jsonl) and a failure never stops the next:
 #   0 sanity     tiny Llama on the GPU: BitMat GraphGreedyDecoder (CUDA graph) and model.generate (static cache,
 #                compiled) against the eager dynamic-cache generate: valid, finite, same tokens?
-#   1 llama-graph    Llama-3-8B shape, bf16 vs BitMat: prefill 1x2048, graph decode at batch 1 and 16
+#   1 llama-prefill  Llama-3-8B shape, bf16 vs BitMat: prefill 1x2048, in a process of its own (after a compiled
+#                    graph-mode step in the same process, BitMat's eager prefill measured 0.74-0.83x instead of 1.17x:
+#                    results/nvidia-h100/2026-11-26-model-v9/README.md)
+#     llama-graph    Llama-3-8B shape, bf16 vs BitMat: graph decode at batch 1 and 16
 #   2 llama-generate Llama-3-8B shape, bf16 vs BitMat: model.generate (transformers' reduce-overhead compile), 1, 16
-#   3 bitnet         BitNet-2B shape (transformers BitNetForCausalLM): bf16, BitMat, transformers' own BitLinear
+#   3 bitnet         BitNet-2B shape (transformers BitNetForCausalLM): bf16, BitMat, transformers' own BitLinear;
+#                    prefill in its own process first (bitnet-prefill), then graph decode
 #   4 batch4         batch 4 on both shapes (graph mode), if time is left
 #   5 llama-unfused  Llama-3-8B shape, BitMat without fused q/k/v and gate/up (graph, batch 1 and 16): attribution
 # STEPS="sanity llama-graph" runs only the named steps (default: all), so a run can be split over several calls.
@@ -132,12 +136,16 @@ case("finite_logits", lambda: {"finite": bool(torch.isfinite(logits.float()).all
 PYEOF
 
 M="$PY -m bitmat_bench model --no-progress"
-step llama-graph 120 $M --out "$OUT/llama-graph" --model llama3-8b --impls bf16,bitmat --modes prefill,graph \
+step llama-prefill 60 $M --out "$OUT/llama-prefill" --model llama3-8b --impls bf16,bitmat --modes prefill \
+  --max-seconds "$(budget 200)"
+step llama-graph 120 $M --out "$OUT/llama-graph" --model llama3-8b --impls bf16,bitmat --modes graph \
   --batch 1,16 --max-seconds "$(budget 150)"
 step llama-generate 150 $M --out "$OUT/llama-generate" --model llama3-8b --impls bf16,bitmat --modes generate \
   --generate-batch 1,16 --max-seconds "$(budget 150)"
+step bitnet-prefill 40 $M --out "$OUT/bitnet-prefill" --model bitnet-2b --arch auto --impls bf16,bitmat,hf-bitnet \
+  --modes prefill --max-seconds "$(budget 80)"
 step bitnet 60 $M --out "$OUT/bitnet" --model bitnet-2b --arch auto --impls bf16,bitmat,hf-bitnet \
-  --modes prefill,graph --batch 1,16 --max-seconds "$(budget 60)"
+  --modes graph --batch 1,16 --max-seconds "$(budget 60)"
 step batch4 60 $M --out "$OUT/batch4" --model llama3-8b,bitnet-2b --impls bf16,bitmat --modes graph --batch 4 \
   --max-seconds "$(budget 40)"
 step llama-unfused 120 $M --out "$OUT/llama-unfused" --model llama3-8b --impls bitmat-unfused --modes graph \
