@@ -20,19 +20,25 @@ def test_device_map_auto_loads_and_generates(packed_folder):
     assert out.shape == (1, 8)
 
 
-def test_memory_planning_sees_packed_sizes(packed_folder):
-    """The skeleton transformers plans with holds the real packed buffers: 2 bits per weight, not 16 or 32."""
+def _planner_view(path):
+    """The empty skeleton transformers plans a device map with, its quantizer, and the module sizes it sees."""
     from accelerate import init_empty_weights
     from bitmat_hf import BitMatConfig, BitMatHfQuantizer
     from transformers.integrations.accelerate import compute_module_sizes
 
-    path, _ = packed_folder
     config = Mistral158ForCausalLM.config_class.from_pretrained(path)
     with init_empty_weights():
-        model = Mistral158ForCausalLM(config)
+        skeleton = Mistral158ForCausalLM(config)
     quantizer = BitMatHfQuantizer(BitMatConfig.coerce(config.quantization_config), pre_quantized=True)
-    quantizer.preprocess_model(model)
-    sizes, _ = compute_module_sizes(model, quantizer)
+    quantizer.preprocess_model(skeleton)
+    sizes, _ = compute_module_sizes(skeleton, quantizer)
+    return skeleton, quantizer, sizes
+
+
+def test_memory_planning_sees_packed_sizes(packed_folder):
+    """The skeleton transformers plans with holds the real packed buffers: 2 bits per weight, not 16 or 32."""
+    path, _ = packed_folder
+    _, _, sizes = _planner_view(path)
     n, k = 64, 32  # up_proj
     assert sizes["model.layers.0.mlp.up_proj"] == n * (k // 4) + 4  # packed bytes + one float32 scale
     assert sizes["model.layers.0.mlp.up_proj"] * 15 < n * k * 4  # vs. the float32 original
@@ -95,18 +101,9 @@ def layer_heavy_folder(tmp_path):
 
 
 def _two_gpu_budget(path):
-    """Packed module sizes as transformers' planner sees them, and a budget of 70% of the packed model per GPU: the
-    model needs both GPUs, and a single float32 layer would fit neither."""
-    from accelerate import init_empty_weights
-    from bitmat_hf import BitMatConfig, BitMatHfQuantizer
-    from transformers.integrations.accelerate import compute_module_sizes
-
-    config = Mistral158ForCausalLM.config_class.from_pretrained(path)
-    with init_empty_weights():
-        skeleton = Mistral158ForCausalLM(config)
-    quantizer = BitMatHfQuantizer(BitMatConfig.coerce(config.quantization_config), pre_quantized=True)
-    quantizer.preprocess_model(skeleton)
-    sizes, _ = compute_module_sizes(skeleton, quantizer)
+    """The planner's view of the model, and a budget of 70% of the packed model per GPU: the model needs both GPUs,
+    and a single float32 layer would fit neither."""
+    skeleton, quantizer, sizes = _planner_view(path)
     per_gpu = int(0.7 * sizes[""])
     float_layer = sum(
         m.in_features * m.out_features * 4 for m in skeleton.model.layers[0].modules() if hasattr(m, "packed_weight")
