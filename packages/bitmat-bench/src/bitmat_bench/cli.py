@@ -163,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "regional", "full", "none"),
         help="compilation in the graph mode: full (the whole step; default on CUDA), regional (norms + MLPs), none",
     )
+    md.add_argument(
+        "--pdl",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="inductor's programmatic dependent launch in the compiled steps of every model (graph and generate "
+        "modes): auto (on for Hopper and newer), on, off. BitMat kernels' own PDL: BITMAT_KERNELS_PDL=0 turns it off",
+    )
     _common(md)
 
     rf = sub.add_parser(

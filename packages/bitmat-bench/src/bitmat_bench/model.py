@@ -333,12 +333,14 @@ def measure_graph(decoder, vocab, batch, prompt_len, new_tokens, device, seed) -
 
 
 @torch.no_grad()
-def measure_generate(model, vocab, batch, prompt_len, new_tokens, device, seed) -> tuple[dict, torch.Tensor]:
+def measure_generate(
+    model, vocab, batch, prompt_len, new_tokens, device, seed, pdl: bool | None = None
+) -> tuple[dict, torch.Tensor]:
     from bitmat_hf import prepare_for_fast_generation
 
     # fusion is decided by the variant (convert); this call leaves an unfused model unfused
     prepare_for_fast_generation(
-        model, max_cache_len=prompt_len + new_tokens, drop_latent_weights=True, fuse_projections=False
+        model, max_cache_len=prompt_len + new_tokens, drop_latent_weights=True, fuse_projections=False, pdl=pdl
     )
     ids = _random_ids(vocab, batch, prompt_len, seed, device)
     mask = torch.ones_like(ids)
@@ -414,6 +416,12 @@ def run_model(args, argv, device: torch.device, out_dir: Path) -> ResultWriter:
     variants = parse_variants(args.impls)
     modes = parse_modes(getattr(args, "modes", None) or "prefill,graph,generate")
     compile_mode = getattr(args, "compile", None) or "auto"
+    pdl = {"auto": None, "on": True, "off": False}[getattr(args, "pdl", None) or "auto"]
+    if pdl:
+        from bitmat_hf.generation import inductor_pdl_supported
+
+        if not inductor_pdl_supported(device):
+            raise ValueError(f"--pdl on needs a CUDA GPU of compute capability 9.0+ and torch >= 2.9 (device {device})")
     dtype = torch.bfloat16
     env = environment(argv)
     env["settings"] = {
@@ -428,6 +436,7 @@ def run_model(args, argv, device: torch.device, out_dir: Path) -> ResultWriter:
         "variants": variants,
         "modes": modes,
         "compile": compile_mode,
+        "pdl": getattr(args, "pdl", None) or "auto",
         "max_seconds": args.max_seconds,
     }
     writer = ResultWriter(out_dir, "model", env)
@@ -452,6 +461,7 @@ def run_model(args, argv, device: torch.device, out_dir: Path) -> ResultWriter:
         prefill_len=prefill_len,
         modes=modes,
         compile=compile_mode,
+        pdl=pdl,
     )
     try:
         for p in presets:
@@ -543,7 +553,10 @@ def _run_variant(writer, p, arch, variant, ctx, tokens_by) -> None:
                         from bitmat_hf import GraphGreedyDecoder
 
                         decoder = GraphGreedyDecoder(
-                            model, max_cache_len=ctx["prompt_len"] + ctx["new_tokens"], compile=ctx["compile"]
+                            model,
+                            max_cache_len=ctx["prompt_len"] + ctx["new_tokens"],
+                            compile=ctx["compile"],
+                            pdl=ctx["pdl"],
                         )
                     r, toks = measure_graph(
                         decoder, vocab, b, ctx["prompt_len"], ctx["new_tokens"], device, args.seed + b
@@ -560,7 +573,7 @@ def _run_variant(writer, p, arch, variant, ctx, tokens_by) -> None:
                         decoder.close()
                         decoder = None
                     r, toks = measure_generate(
-                        model, vocab, b, ctx["prompt_len"], ctx["new_tokens"], device, args.seed + b
+                        model, vocab, b, ctx["prompt_len"], ctx["new_tokens"], device, args.seed + b, pdl=ctx["pdl"]
                     )
                     rec.update(r)
                     _agreement(rec, tokens_by, (mode, b), variant, toks)
