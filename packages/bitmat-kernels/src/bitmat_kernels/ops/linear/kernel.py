@@ -516,10 +516,10 @@ def _launch_gemm(cfg: GemmConfig, args: tuple, x_dtype: torch.dtype, common: dic
 
 @functools.lru_cache(maxsize=16)
 def pdl_enabled(device: torch.device) -> bool:
-    """Programmatic dependent launch for the one-token A8 quantize -> GEMV pair (Hopper and newer; off with
-    BITMAT_KERNELS_PDL=0). Both kernels become resident before the kernel they wait for has finished: the
-    quantizer before the norm that writes its input, the GEMV while the quantizer runs, loading its first
-    weight tile. H100, NOTES.md v9: 0.6-1.7 us a call, 2.59 -> 2.51 ms a Llama-3-8B decode step."""
+    """Programmatic dependent launch for the A8 quantizer and the one-token GEMV or the GEMM after it (Hopper and
+    newer; off with BITMAT_KERNELS_PDL=0). Each kernel becomes resident before the kernel it waits for has
+    finished: the quantizer before the norm that writes its input, the GEMV while the quantizer runs, loading its
+    first weight tile. H100, NOTES.md v9: 0.6-1.7 us a one-token call, 2.59 -> 2.47 ms a Llama-3-8B decode step."""
     if os.environ.get("BITMAT_KERNELS_PDL", "1") == "0" or device.type != "cuda":
         return False
     # gdc_wait / launch_pdl arrived in Triton 3.4
@@ -563,6 +563,7 @@ def linear_triton(
     common = dict(HAS_BIAS=bias is not None, BITS=bits, A8=a8, USE_PTX=not interp)
     bias_arg = bias if bias is not None else w_scale
     w_scale_stride = 1 if w_scale.numel() > 1 else 0
+    pdl = a8 and not interp and pdl_enabled(x.device)
     if path == "dequant" or (path == "auto" and not a8 and not interp and m >= dequant_min_m(n, k)):
         if a8:
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")
@@ -574,7 +575,7 @@ def linear_triton(
             raise ValueError(f"decode path needs 0 < M <= {DECODE_MAX_M} (and K % 16 == 0 for A8), got M={m}, K={k}")
         cfg = decode_config(m, n, k, fmt, a8, x.device)
         fused = a8 and cfg.fused_quant
-        pdl = a8 and not fused and m == 1 and not interp and pdl_enabled(x.device)
+        pdl = pdl and not fused and m == 1
         if a8 and not fused:
             xq, x_scale = quantize_activations_triton(x2, eps, pdl=pdl)
             x_arg = xq.view(torch.int32)
@@ -604,7 +605,6 @@ def linear_triton(
             **common,
         )
     else:
-        pdl = a8 and not interp and pdl_enabled(x.device)
         if a8:
             xq, x_scale, row_sum = quantize_activations_triton(x2, eps, with_sum=True, pdl=pdl)
         else:
