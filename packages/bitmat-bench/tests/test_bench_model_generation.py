@@ -44,13 +44,14 @@ def test_bench_model_bitnet_arch_and_hf_bitnet(tmp_path):
     assert all(r["arch"] == "bitnet" and r["status"] == "ok" for r in doc["records"]), doc["records"]
 
 
-def test_bench_model_time_budget_and_bad_args(tmp_path):
+def test_bench_model_time_budget_and_bad_args(tmp_path, capsys):
     argv = ["model", *_FAST, "--out", str(tmp_path), "--modes", "graph", "--max-seconds", "0"]
     assert main([*argv, "--pdl", "off"]) == 0
     assert {r["status"] for r in _doc(tmp_path)["records"]} == {"not-run"}
     assert _doc(tmp_path)["environment"]["settings"]["pdl"] == "off"
     with pytest.raises(SystemExit):  # inductor's programmatic dependent launch needs a Hopper GPU
         main([*argv, "--pdl", "on"])
+    assert "--pdl on: pdl=True needs a CUDA GPU" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--impls"):
         parse_variants("bf16,fast")
     with pytest.raises(ValueError, match="--modes"):

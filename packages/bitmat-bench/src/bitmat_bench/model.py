@@ -418,10 +418,12 @@ def run_model(args, argv, device: torch.device, out_dir: Path) -> ResultWriter:
     compile_mode = getattr(args, "compile", None) or "auto"
     pdl = {"auto": None, "on": True, "off": False}[getattr(args, "pdl", None) or "auto"]
     if pdl:
-        from bitmat_hf.generation import inductor_pdl_supported
+        from bitmat_hf.generation import compile_kwargs
 
-        if not inductor_pdl_supported(device):
-            raise ValueError(f"--pdl on needs a CUDA GPU of compute capability 9.0+ and torch >= 2.9 (device {device})")
+        try:  # a clear error now, not a failed record per model
+            compile_kwargs(device, None, pdl)
+        except ValueError as e:
+            raise ValueError(f"--pdl on: {e}") from e
     dtype = torch.bfloat16
     env = environment(argv)
     env["settings"] = {

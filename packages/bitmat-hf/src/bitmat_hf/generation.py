@@ -140,12 +140,12 @@ def prepare_for_fast_generation(
     if max_cache_len is not None:
         gc.max_cache_len = max_cache_len
     device = _model_device(model)
+    compile_kw = {}
     if compile and device.type == "cuda":
         from transformers import CompileConfig
 
-        gc.compile_config = CompileConfig(
-            fullgraph=fullgraph, dynamic=False, **compile_kwargs(device, compile_mode, pdl)
-        )
+        compile_kw = compile_kwargs(device, compile_mode, pdl)
+        gc.compile_config = CompileConfig(fullgraph=fullgraph, dynamic=False, **compile_kw)
         gc.disable_compile = False
     else:
         gc.compile_config = None
@@ -159,7 +159,7 @@ def prepare_for_fast_generation(
         "max_cache_len": max_cache_len,
         "compile": bool(compile and device.type == "cuda"),
         "compile_mode": compile_mode,
-        "pdl": bool(compile and device.type == "cuda" and gc.compile_config.options),
+        "pdl": bool(compile_kw.get("options")),
         "dropped_latent_layers": dropped,
         "fused_projection_groups": fused,
     }
