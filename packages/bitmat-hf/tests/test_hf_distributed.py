@@ -139,3 +139,13 @@ def test_export_packed_rebuilds_on_the_requested_device(tmp_path, monkeypatch):
     assert len(seen) == 1 and seen[0] is where
     reloaded = bitmat_hf.Auto158ModelForCausalLM.from_pretrained(tmp_path / "packed", dtype=torch.float32)
     assert torch.equal(logits(saved, input_ids()), logits(reloaded, input_ids()))
+
+
+def test_bandwidth_probe_runs_two_processes():
+    """examples/accelerate/nccl_bandwidth.py: two gloo processes on CPU all-reduce, check the sum and report."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
+           str(EXAMPLE / "nccl_bandwidth.py"), "--mib", "0.25", "1"]  # fmt: skip
+    proc = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("all_reduce")]
+    assert len(lines) == 2 and "x 2 processes" in lines[0] and "GB/s" in lines[1], proc.stdout
