@@ -47,7 +47,8 @@ def main() -> None:
         t = statistics.median(times)
         bus = 2 * (world - 1) / world * x.numel() * 4 / t / 1e9
         if rank == 0:
-            print(f"all_reduce {mib:7.1f} MiB fp32 x {world} {'GPUs' if cuda else 'processes'}: {t * 1e3:8.2f} ms, bus bandwidth {bus:7.1f} GB/s")
+            where = f"{world} {'GPUs' if cuda else 'processes'}"
+            print(f"all_reduce {mib:7.1f} MiB fp32 x {where}: {t * 1e3:8.2f} ms, bus bandwidth {bus:7.1f} GB/s")
     dist.destroy_process_group()
 
 
