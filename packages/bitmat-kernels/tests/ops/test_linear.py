@@ -131,6 +131,77 @@ def test_opcheck():
     packed, scale = make_layer(4, 10, 1.58)
     x = torch.randn(3, 10)
     torch.library.opcheck(torch.ops.bitmat.linear.default, (x, packed, scale, 10, "ternary", 8, None, 1e-5))
+    xq, xs = bk.quantize_activations(x)
+    args = (xq, xs, xq.sum(-1, dtype=torch.int32), packed, scale, 10, "ternary", torch.randn(4), torch.bfloat16)
+    torch.library.opcheck(torch.ops.bitmat.linear_int8.default, args)
+
+
+def _compiled_graph_ops(f, *args):
+    """f compiled (fullgraph) by a backend that runs dynamo's graph as is; returns (outputs, the graph's ops)."""
+    seen = []
+
+    def backend(gm, example_inputs):
+        seen.extend(str(node.target) for node in gm.graph.nodes if node.op == "call_function")
+        return gm
+
+    torch._dynamo.reset()
+    return torch.compile(f, backend=backend, fullgraph=True)(*args), seen
+
+
+@pytest.mark.parametrize("in_graph", [True, False])
+@pytest.mark.parametrize("m", [1, 5])
+def test_compiled_a8_quantizes_in_the_graph(monkeypatch, in_graph, m):
+    """Under torch.compile (no gradients) the A8 quantizer becomes torch ops inductor can fuse into the kernel
+    before, then bitmat::linear_int8; BITMAT_KERNELS_QUANTIZE_IN_GRAPH=0 keeps bitmat::linear. Same output."""
+    import bitmat_kernels.ops.linear as linear_module
+
+    monkeypatch.setattr(linear_module, "QUANTIZE_IN_GRAPH", in_graph)
+    packed, scale = make_layer(6, 33, 1.58, per_channel=True)
+    x, bias = torch.randn(m, 33).to(torch.bfloat16), torch.randn(6).to(torch.bfloat16)
+
+    def f(x):
+        return bk.bitmat_linear(x, packed, scale, in_features=33, bias=bias)
+
+    with torch.no_grad():
+        got, ops = _compiled_graph_ops(f, x)
+    assert any("linear_int8" in op for op in ops) == in_graph, ops
+    assert any(op.endswith("bitmat.linear.default") for op in ops) != in_graph, ops
+    assert torch.equal(got, f(x))
+
+
+def test_compiled_a8_with_gradients_keeps_the_differentiable_op():
+    packed, scale = make_layer(6, 20, 1.58)
+    x = torch.randn(3, 20, requires_grad=True)
+    got, ops = _compiled_graph_ops(lambda x: bk.bitmat_linear(x, packed, scale, in_features=20), x)
+    assert not any("linear_int8" in op for op in ops), ops
+    got.sum().backward()
+    torch.testing.assert_close(x.grad, torch.ones(3, 6) @ bk.dequantize(packed, scale, in_features=20))
+
+
+@pytest.mark.parametrize("path", ["decode", "gemm"])
+@pytest.mark.parametrize("weight_bits", [1.58, 1])
+@pytest.mark.parametrize(("m", "k"), [(1, 64), (3, 60), (1, 640), (2, 32)])
+def test_prequantized_matmul_equals_the_quantizing_one(triton_backend, monkeypatch, path, weight_bits, m, k):
+    """linear_int8_triton on the quantizer's codes (with the sums of codes given or not) runs the same kernels as
+    linear_triton on the activations: bit-equal outputs, also against the int8 reference."""
+    import bitmat_kernels.ops.linear.kernel as kernel
+    from bitmat_kernels.ops.linear.reference import linear_int8_reference
+
+    monkeypatch.setattr(kernel, "DECODE_MAX_M", 4)
+    n = 19
+    gen = torch.Generator().manual_seed(k + m)
+    packed, scale = make_layer(n, k, weight_bits, per_channel=True, gen=gen)
+    x = torch.randn(m, k, generator=gen).to(torch.bfloat16)
+    bias = torch.randn(n, generator=gen).to(torch.bfloat16)
+    fmt = "ternary" if weight_bits == 1.58 else "binary"
+    if path == "decode" and not kernel._decode_ok(m, k, packed, True):
+        return  # covered by test_kernel_families_match_oracle
+    want = kernel.linear_triton(x, packed, scale, k, fmt, 8, bias, path=path)
+    xq, xs = bk.quantize_activations(x)
+    for row_sum in (None, xq.sum(-1, dtype=torch.int32)):
+        got = kernel.linear_int8_triton(xq, xs, row_sum, packed, scale, k, fmt, bias, torch.bfloat16, path=path)
+        assert torch.equal(got, want)
+    assert_close_to_oracle(want, linear_int8_reference(xq, xs, packed, scale, k, fmt, bias, torch.float64), torch.bfloat16)
 
 
 # --- bad input ---------------------------------------------------------------------------------
