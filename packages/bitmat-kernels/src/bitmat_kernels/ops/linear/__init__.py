@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from ..._checks import FLOAT_DTYPES, check_same_device, check_tensor
@@ -11,12 +9,7 @@ from ...backend import use_triton
 from ...formats import weight_format
 from ..pack import check_packed
 from ..quantize import _check_eps
-from ..quantize.reference import quantize_activations_reference
-from .reference import dequantize_reference, linear_int8_reference, linear_reference
-
-QUANTIZE_IN_GRAPH = os.environ.get("BITMAT_KERNELS_QUANTIZE_IN_GRAPH", "1") != "0"
-"""Under torch.compile, quantize A8 activations with torch ops in the graph (inductor fuses them into the kernel
-that writes the activations: the RMSNorm, SiLU * up) instead of a kernel of their own; read at import."""
+from .reference import dequantize_reference, linear_reference
 
 
 def _linear_impl(
@@ -60,41 +53,6 @@ def _backward(ctx, grad_y):
 
 
 _linear_op.register_autograd(_backward, setup_context=_setup_context)
-
-
-@torch.library.custom_op("bitmat::linear_int8", mutates_args=())
-def _linear_int8_op(
-    xq: torch.Tensor,
-    x_scale: torch.Tensor,
-    row_sum: torch.Tensor | None,
-    packed: torch.Tensor,
-    scale: torch.Tensor,
-    in_features: int,
-    fmt: str,
-    bias: torch.Tensor | None,
-    out_dtype: torch.dtype,
-) -> torch.Tensor:
-    if use_triton(xq):
-        from .kernel import linear_int8_triton
-
-        return linear_int8_triton(xq, x_scale, row_sum, packed, scale, in_features, fmt, bias, out_dtype)
-    return linear_int8_reference(xq, x_scale, packed, scale, in_features, fmt, bias, out_dtype)
-
-
-@_linear_int8_op.register_fake
-def _(xq, x_scale, row_sum, packed, scale, in_features, fmt, bias, out_dtype):
-    return xq.new_empty(*xq.shape[:-1], packed.shape[0], dtype=out_dtype)
-
-
-def _linear_quantized_in_graph(x, packed, scale, in_features, fmt, bias, eps) -> torch.Tensor:
-    """bitmat_linear with A8 inside torch.compile, without gradients: the per-token quantization as torch ops
-    (inductor fuses them, and the GEMM's sums of codes, into the kernel that produced x), then the int8 matmul.
-    The codes equal the Triton quantizer's for the same input; inductor may keep the input in float32 where eager
-    rounds it to x's dtype first, as it does for any fused bf16 graph."""
-    xq, x_scale = quantize_activations_reference(x, eps)
-    # the GEMM needs each token's sum of codes (the GEMV sums them itself): one more reduction in the fused kernel
-    row_sum = xq.sum(dim=-1, dtype=torch.int32)
-    return _linear_int8_op(xq, x_scale, row_sum, packed, scale, in_features, fmt, bias, x.dtype)
 
 
 def bitmat_linear(
@@ -141,17 +99,22 @@ def bitmat_linear(
     if activation_bits not in (8, None):
         raise ValueError(f"{fn}: argument 'activation_bits' must be 8 or None (weight-only), got {activation_bits!r}")
     check_same_device(fn, x=x, packed=packed, scale=scale, bias=bias)
-    eps = _check_eps(fn, eps)
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad))
-    compiling = torch.compiler.is_compiling()
-    x, scale, bias = x.contiguous(), scale.contiguous(), None if bias is None else bias.contiguous()
-    if compiling and activation_bits == 8 and not needs_grad and QUANTIZE_IN_GRAPH:
-        return _linear_quantized_in_graph(x, packed, scale, in_features, fmt, bias, eps)
     # Eager inference skips the custom-op machinery (autograd wrapper and dispatcher: tens of
     # microseconds of host time a call, more than a decode kernel); torch.compile and anything that
     # needs gradients go through the op.
-    op = _linear_op if compiling or needs_grad else _linear_impl
-    return op(x, packed, scale, in_features, fmt, activation_bits, bias, eps)
+    needs_op = torch.compiler.is_compiling() or (
+        torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad))
+    )
+    return (_linear_op if needs_op else _linear_impl)(
+        x.contiguous(),
+        packed,
+        scale.contiguous(),
+        in_features,
+        fmt,
+        activation_bits,
+        None if bias is None else bias.contiguous(),
+        _check_eps(fn, eps),
+    )
 
 
 def dequantize(

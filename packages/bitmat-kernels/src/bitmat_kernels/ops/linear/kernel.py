@@ -550,134 +550,76 @@ def linear_triton(
     from registers by more than the extra pass costs (NOTES.md). The scale is rounded to x's dtype
     there: a relative error of at most 2^-9 (bf16), the same as rounding the output."""
     k = in_features
-    n = packed.shape[0]
+    n, kp = packed.shape
     x2 = x.reshape(-1, k)
     m = x2.shape[0]
     y = torch.empty(m, n, dtype=x.dtype, device=x.device)
     if m == 0:
         return y.reshape(*x.shape[:-1], n)
     a8 = activation_bits == 8
+    bits = BITS_PER_CODE[fmt]
     interp = interpreter_enabled()
+    w_scale = scale.reshape(-1)
+    common = dict(HAS_BIAS=bias is not None, BITS=bits, A8=a8, USE_PTX=not interp)
+    bias_arg = bias if bias is not None else w_scale
+    w_scale_stride = 1 if w_scale.numel() > 1 else 0
+    pdl = a8 and not interp and pdl_enabled(x.device)
     if path == "dequant" or (path == "auto" and not a8 and not interp and m >= dequant_min_m(n, k)):
         if a8:
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")
-        w = unpack_triton(packed, k, fmt, scale=scale.reshape(-1), dtype=x.dtype)
+        w = unpack_triton(packed, k, fmt, scale=w_scale, dtype=x.dtype)
         return torch.nn.functional.linear(x, w, bias).reshape(*x.shape[:-1], n)
-    use_decode = _use_decode(path, m, k, packed, a8)
-    pdl = a8 and not interp and pdl_enabled(x.device)
+    use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8))
     if use_decode:
+        if not _decode_ok(m, k, packed, a8):
+            raise ValueError(f"decode path needs 0 < M <= {DECODE_MAX_M} (and K % 16 == 0 for A8), got M={m}, K={k}")
         cfg = decode_config(m, n, k, fmt, a8, x.device)
-        if a8 and not cfg.fused_quant:
-            pdl = pdl and m == 1
+        fused = a8 and cfg.fused_quant
+        pdl = pdl and not fused and m == 1
+        if a8 and not fused:
             xq, x_scale = quantize_activations_triton(x2, eps, pdl=pdl)
-            _launch_gemv(cfg, xq, x_scale, packed, scale, bias, y, k, fmt, a8, pdl)
-        else:  # weight-only, or A8 quantized inside the GEMV
-            _launch_gemv(cfg, x2, None, packed, scale, bias, y, k, fmt, a8, False, eps)
+            x_arg = xq.view(torch.int32)
+        else:
+            x_arg, x_scale = x2, w_scale  # x_scale unused
+        _bitmat_gemv_kernel[(triton.cdiv(n, cfg.block_n),)](
+            x_arg,
+            x_scale,
+            packed.view(torch.int32) if a8 else packed,
+            w_scale,
+            bias_arg,
+            y,
+            m,
+            n,
+            k,
+            kp,
+            w_scale_stride,
+            BLOCK_M=triton.next_power_of_2(m),
+            BLOCK_N=cfg.block_n,
+            BLOCK_W=cfg.block_w,
+            FUSED_QUANT=fused,
+            eps=eps,
+            GDC=pdl,
+            **({"launch_pdl": True} if pdl else {}),
+            num_warps=cfg.num_warps,
+            num_stages=cfg.num_stages,
+            **common,
+        )
     else:
         if a8:
             xq, x_scale, row_sum = quantize_activations_triton(x2, eps, with_sum=True, pdl=pdl)
         else:
-            xq, x_scale, row_sum = x2, None, x2.sum(dim=1, dtype=torch.float32)
-        _gemm(xq, x_scale, row_sum, packed, scale, bias, y, k, fmt, a8, x.dtype, pdl)
+            xq, x_scale, row_sum = x2, w_scale, x2.sum(dim=1, dtype=torch.float32)
+        cfg = gemm_config(m, n, k, fmt, a8, x.device, x_bytes=x.element_size())
+        args = (xq, x_scale, row_sum, packed, w_scale, bias_arg, y, m, n, k, kp, w_scale_stride)
+        key = (cfg, bits, a8, x.dtype, bias is not None, x.device.index)
+        cfg = _GEMM_FALLBACK.get(key, cfg)
+        try:
+            _launch_gemm(cfg, args, x.dtype, common, pdl)
+        except _CONFIG_ERRORS as err:
+            # A config this GPU or Triton version cannot run (too much shared memory, or PTX it
+            # rejects): fall back to plain conversions and a small tile, say so once, remember.
+            safe = dataclasses.replace(SAFE_GEMM, split_k=cfg.split_k)
+            logger.warning("bitmat_linear: GEMM config %s failed (%s); using %s", cfg, type(err).__name__, safe)
+            _GEMM_FALLBACK[key] = safe
+            _launch_gemm(safe, args, x.dtype, common, pdl)
     return y.reshape(*x.shape[:-1], n)
-
-
-def linear_int8_triton(
-    xq: torch.Tensor,
-    x_scale: torch.Tensor,
-    row_sum: torch.Tensor | None,
-    packed: torch.Tensor,
-    scale: torch.Tensor,
-    in_features: int,
-    fmt: str,
-    bias: torch.Tensor | None,
-    out_dtype: torch.dtype,
-    path: str = "auto",
-) -> torch.Tensor:
-    """The A8 matmul of linear_triton for activations already quantized (xq int8 [..., K], x_scale float32
-    [..., 1], row_sum int32 [...] each token's sum of codes or None to compute it here), the same kernels and
-    configs. torch.compile's graphs use it: inductor fuses their quantization into the kernel before."""
-    k = in_features
-    n = packed.shape[0]
-    xq2 = xq.reshape(-1, k)
-    m = xq2.shape[0]
-    y = torch.empty(m, n, dtype=out_dtype, device=xq.device)
-    if m == 0:
-        return y.reshape(*xq.shape[:-1], n)
-    x_scale = x_scale.reshape(-1)
-    pdl = not interpreter_enabled() and pdl_enabled(xq.device)
-    if _use_decode(path, m, k, packed, True):
-        cfg = dataclasses.replace(decode_config(m, n, k, fmt, True, xq.device), fused_quant=False)
-        _launch_gemv(cfg, xq2, x_scale, packed, scale, bias, y, k, fmt, True, pdl and m == 1)
-    else:
-        row_sum = xq2.sum(dim=1, dtype=torch.int32) if row_sum is None else row_sum.reshape(-1)
-        _gemm(xq2, x_scale, row_sum, packed, scale, bias, y, k, fmt, True, out_dtype, pdl)
-    return y.reshape(*xq.shape[:-1], n)
-
-
-def _use_decode(path: str, m: int, k: int, packed: torch.Tensor, a8: bool) -> bool:
-    if path == "decode" and not _decode_ok(m, k, packed, a8):
-        raise ValueError(f"decode path needs 0 < M <= {DECODE_MAX_M} (and K % 16 == 0 for A8), got M={m}, K={k}")
-    return path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8))
-
-
-def _common(packed, scale, bias, fmt, a8) -> tuple[dict, torch.Tensor, torch.Tensor, int]:
-    """The constexprs every matmul kernel takes, the flat weight scale, the bias argument (the scale stands in
-    for a missing bias) and the weight scale's stride (0: per-tensor)."""
-    w_scale = scale.reshape(-1)
-    common = dict(HAS_BIAS=bias is not None, BITS=BITS_PER_CODE[fmt], A8=a8, USE_PTX=not interpreter_enabled())
-    return common, w_scale, (bias if bias is not None else w_scale), 1 if w_scale.numel() > 1 else 0
-
-
-def _launch_gemv(cfg, x_arg, x_scale, packed, scale, bias, y, k, fmt, a8, pdl, eps=1e-5) -> None:
-    """One program per cfg.block_n output rows, all tokens at once. x_arg: int8 codes (A8; x_scale their
-    scales) or float activations (weight-only, or A8 with cfg.fused_quant: quantized in the kernel)."""
-    common, w_scale, bias_arg, w_scale_stride = _common(packed, scale, bias, fmt, a8)
-    m, n, kp = x_arg.shape[0], packed.shape[0], packed.shape[1]
-    fused = a8 and cfg.fused_quant
-    prequantized = a8 and not fused
-    _bitmat_gemv_kernel[(triton.cdiv(n, cfg.block_n),)](
-        x_arg.view(torch.int32) if prequantized else x_arg,
-        x_scale if prequantized else w_scale,  # unused unless prequantized
-        packed.view(torch.int32) if a8 else packed,
-        w_scale,
-        bias_arg,
-        y,
-        m,
-        n,
-        k,
-        kp,
-        w_scale_stride,
-        BLOCK_M=triton.next_power_of_2(m),
-        BLOCK_N=cfg.block_n,
-        BLOCK_W=cfg.block_w,
-        FUSED_QUANT=fused,
-        eps=eps,
-        GDC=pdl,
-        **({"launch_pdl": True} if pdl else {}),
-        num_warps=cfg.num_warps,
-        num_stages=cfg.num_stages,
-        **common,
-    )
-
-
-def _gemm(xq, x_scale, row_sum, packed, scale, bias, y, k, fmt, a8, x_dtype, pdl) -> None:
-    """The tensor-core GEMM with its launch config, falling back once to a safe config where this GPU or Triton
-    cannot build the chosen one. xq: int8 codes (A8) or the float activations (weight-only, x_scale None)."""
-    common, w_scale, bias_arg, w_scale_stride = _common(packed, scale, bias, fmt, a8)
-    m, n, kp = xq.shape[0], packed.shape[0], packed.shape[1]
-    if x_scale is None:
-        x_scale = w_scale  # unused by the weight-only kernel
-    cfg = gemm_config(m, n, k, fmt, a8, y.device, x_bytes=x_dtype.itemsize)
-    args = (xq, x_scale, row_sum, packed, w_scale, bias_arg, y, m, n, k, kp, w_scale_stride)
-    key = (cfg, common["BITS"], a8, x_dtype, bias is not None, y.device.index)
-    cfg = _GEMM_FALLBACK.get(key, cfg)
-    try:
-        _launch_gemm(cfg, args, x_dtype, common, pdl)
-    except _CONFIG_ERRORS as err:
-        # A config this GPU or Triton version cannot run (too much shared memory, or PTX it
-        # rejects): fall back to plain conversions and a small tile, say so once, remember.
-        safe = dataclasses.replace(SAFE_GEMM, split_k=cfg.split_k)
-        logger.warning("bitmat_linear: GEMM config %s failed (%s); using %s", cfg, type(err).__name__, safe)
-        _GEMM_FALLBACK[key] = safe
-        _launch_gemm(safe, args, x_dtype, common, pdl)

@@ -28,41 +28,19 @@ def linear_reference(
     activation_bits=None: x is used as is. `accumulate_dtype=torch.float64` makes this the oracle.
     """
     k = in_features
+    codes = unpack_reference(packed, k, fmt)
     x2 = x.reshape(-1, k)
+    w_scale = scale.reshape(1, -1).to(accumulate_dtype)
     if activation_bits == 8:
         xq, x_scale = quantize_activations_reference(x2, eps)
-        return linear_int8_reference(xq, x_scale, packed, scale, k, fmt, bias, x.dtype, accumulate_dtype).reshape(
-            *x.shape[:-1], packed.shape[0]
-        )
-    codes = unpack_reference(packed, k, fmt)
-    y = (x2.to(accumulate_dtype) @ codes.to(accumulate_dtype).T) * scale.reshape(1, -1).to(accumulate_dtype)
+        exact = torch.float32 if (k < _FP32_EXACT_K and accumulate_dtype == torch.float32) else torch.float64
+        acc = (xq.to(exact) @ codes.to(exact).T).to(accumulate_dtype)
+        y = acc * x_scale.to(accumulate_dtype) * w_scale
+    else:
+        y = (x2.to(accumulate_dtype) @ codes.to(accumulate_dtype).T) * w_scale
     if bias is not None:
         y = y + bias.to(accumulate_dtype)
     return y.to(x.dtype).reshape(*x.shape[:-1], codes.shape[0])
-
-
-def linear_int8_reference(
-    xq: torch.Tensor,
-    x_scale: torch.Tensor,
-    packed: torch.Tensor,
-    scale: torch.Tensor,
-    in_features: int,
-    fmt: str,
-    bias: torch.Tensor | None,
-    out_dtype: torch.dtype,
-    accumulate_dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """y = (xq @ codes^T) * (x_scale * w_scale) + bias for activations already quantized to int8 (xq [..., K],
-    x_scale float32 [..., 1]), in out_dtype; the integer sums are exact."""
-    k = in_features
-    codes = unpack_reference(packed, k, fmt)
-    xq2 = xq.reshape(-1, k)
-    exact = torch.float32 if (k < _FP32_EXACT_K and accumulate_dtype == torch.float32) else torch.float64
-    acc = (xq2.to(exact) @ codes.to(exact).T).to(accumulate_dtype)
-    y = acc * x_scale.reshape(-1, 1).to(accumulate_dtype) * scale.reshape(1, -1).to(accumulate_dtype)
-    if bias is not None:
-        y = y + bias.to(accumulate_dtype)
-    return y.to(out_dtype).reshape(*xq.shape[:-1], codes.shape[0])
 
 
 def dequantize_reference(

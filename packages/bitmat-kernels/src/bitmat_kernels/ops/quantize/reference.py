@@ -42,25 +42,12 @@ def quantize_activations_reference(x: torch.Tensor, eps: float) -> tuple[torch.T
     xf = x.float()
     absmax = xf.abs().amax(dim=-1, keepdim=True) if xf.shape[-1] else xf.new_zeros(*xf.shape[:-1], 1)
     clamped = absmax.clamp_min(eps)
-    # The divisions must be correctly rounded (a last-bit difference in s moves ties in the rounding below):
-    # `127.0 / tensor` is a reciprocal times 127 in eager, and inductor lowers fp32 tensor / tensor to an
-    # approximate division on GPUs; see divide_rounded.
+    # tensor / tensor is correctly rounded; `127.0 / tensor` is computed as a reciprocal times
+    # 127 and can differ in the last bit, which moves ties in the rounding below.
     qmax = torch.full_like(clamped, ACT_QMAX)
-    s = divide_rounded(qmax, clamped)
+    s = qmax / clamped
     finite = torch.isfinite(absmax)
     xq = (xf * s).clamp_(-128.0, 127.0).round_()
     xq = torch.where(finite, xq, torch.zeros_like(xq)).to(torch.int8)
-    scale = torch.where(finite, divide_rounded(clamped, qmax), torch.full_like(clamped, float("nan")))
+    scale = torch.where(finite, clamped / qmax, torch.full_like(clamped, float("nan")))
     return xq, scale
-
-
-def divide_rounded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a / b of float32 tensors, correctly rounded eagerly and under inductor alike.
-
-    inductor's Triton code divides float32 with PTX div.full (approximate, unless its eager-numerics option is on)
-    but float64 with div.rn; the correctly rounded float64 quotient of two float32 numbers rounds to the correctly
-    rounded float32 quotient (53 >= 2 * 24 + 2 bits: double rounding is innocuous for division). Devices without
-    float64 (MPS) divide in float32."""
-    if a.device.type == "mps":
-        return a / b
-    return (a.double() / b.double()).float()
