@@ -57,6 +57,7 @@ def test_bench_model_time_budget_and_bad_args(tmp_path, capsys):
     with pytest.raises(ValueError, match="--modes"):
         parse_modes("graph,warp")
     assert parse_variants("bitmat,bf16,bitmat-hf") == ["bf16", "bitmat"]
+    assert parse_variants("bf16,bitmat", baseline_last=True) == ["bitmat", "bf16"]
 
 
 def test_bench_model_headline_targets():

@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="inductor's programmatic dependent launch in the compiled steps of every model (graph and generate "
         "modes): auto (on for Hopper and newer), on, off. BitMat kernels' own PDL: BITMAT_KERNELS_PDL=0 turns it off",
     )
+    md.add_argument(
+        "--baseline-last",
+        action="store_true",
+        help="measure the bf16 baseline after the other variants (default: first) to check for order effects "
+        "between models measured in one process",
+    )
     _common(md)
 
     rf = sub.add_parser(

@@ -376,7 +376,7 @@ def measure_generate(
 # ---------------------------------------------------------------------------------------------- driver
 
 
-def parse_variants(spec: str) -> list[str]:
+def parse_variants(spec: str, baseline_last: bool = False) -> list[str]:
     out = []
     for v in spec.split(","):
         v = _ALIASES.get(v.strip().lower(), v.strip().lower())
@@ -388,7 +388,7 @@ def parse_variants(spec: str) -> list[str]:
             out.append(v)
     if BASE in out:  # the baseline first, so every other variant can be compared as it finishes
         out.remove(BASE)
-        out.insert(0, BASE)
+        out.insert(len(out) if baseline_last else 0, BASE)
     return out
 
 
@@ -413,7 +413,7 @@ def run_model(args, argv, device: torch.device, out_dir: Path) -> ResultWriter:
     prompt_len = args.prompt_len or (8 if cpu else 32)
     new_tokens = getattr(args, "new_tokens", None) or (8 if cpu else 128)
     prefill_len = getattr(args, "prefill_len", None) or (16 if cpu else 2048)
-    variants = parse_variants(args.impls)
+    variants = parse_variants(args.impls, getattr(args, "baseline_last", False))
     modes = parse_modes(getattr(args, "modes", None) or "prefill,graph,generate")
     compile_mode = getattr(args, "compile", None) or "auto"
     pdl = {"auto": None, "on": True, "off": False}[getattr(args, "pdl", None) or "auto"]
