@@ -54,11 +54,10 @@ def compile_kwargs(device: torch.device, mode: str | None, pdl: bool | None) -> 
     `pdl` is True, or None and the device supports it. PDL lets each kernel of a CUDA graph start while the one
     before it finishes (the next waits on the device, not the host); an 8B model's decode step has ~450 kernels.
     torch.compile takes either a mode or options, so a mode becomes its options."""
-    if pdl is None:
-        pdl = inductor_pdl_supported(device)
-    if not pdl:
+    supported = inductor_pdl_supported(device)
+    if not (supported if pdl is None else pdl):
         return {"mode": mode}
-    if not inductor_pdl_supported(device):
+    if not supported:
         raise ValueError(f"pdl=True needs a CUDA GPU of compute capability 9.0+ and torch >= 2.9 (device {device})")
     import torch._inductor
 
