@@ -1,19 +1,32 @@
-"""fuse_projections: sibling BitLinear layers (q/k/v, gate/up) share one matmul, with unchanged outputs."""
+"""fuse_projections: sibling BitLinear layers (q/k/v, gate/up) share one matmul, with unchanged outputs.
+fuse_norms: an RMSNorm quantizes its output for the A8 layers that read it, with unchanged outputs."""
 
 from __future__ import annotations
 
 import bitmat_kernels as bk
 import pytest
 import torch
-from bitmat_nn import BitFFN, BitLinear, BitNetConfig, BitNetForCausalLM, fuse_projections, unfuse_projections
-from bitmat_nn.fuse import FusedBitLinear
+from bitmat_nn import (
+    BitFFN,
+    BitLinear,
+    BitNetConfig,
+    BitNetForCausalLM,
+    RMSNorm,
+    fuse_norms,
+    fuse_projections,
+    unfuse_norms,
+    unfuse_projections,
+)
+from bitmat_nn.fuse import FusedBitLinear, QuantizingNorm
 
 
-def small_model(per_channel: bool = False, bias: bool = False, activation_bits: int | None = 8) -> BitNetForCausalLM:
+def small_model(
+    per_channel: bool = False, bias: bool = False, activation_bits: int | None = 8, subln: bool = False
+) -> BitNetForCausalLM:
     torch.manual_seed(0)
     cfg = BitNetConfig(
         vocab_size=64, hidden_size=32, intermediate_size=48, num_layers=2, num_heads=4, num_kv_heads=2,
-        per_channel=per_channel, bias=bias, activation_bits=activation_bits,
+        per_channel=per_channel, bias=bias, activation_bits=activation_bits, subln=subln,
     )  # fmt: skip
     model = BitNetForCausalLM(cfg).eval()
     for m in model.modules():
@@ -184,3 +197,103 @@ def test_members_with_and_without_bias_fuse():
 def test_bad_groups_are_a_clear_error(groups):
     with pytest.raises(TypeError, match="groups of at least two child names"):
         fuse_projections(small_model(), groups)
+
+
+# ------------------------------------------------------------------------------------------------ fuse_norms
+
+
+class CountQuantizeKernels:
+    """Counts the A8 quantize kernels the linear kernels launch (the Triton path)."""
+
+    def __init__(self, monkeypatch):
+        import bitmat_kernels.ops.linear.kernel as kernel
+
+        self.calls = 0
+        real = kernel.quantize_activations_triton
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(kernel, "quantize_activations_triton", counted)
+
+
+@pytest.mark.parametrize("fuse_both", [False, True])
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_fused_norms_quantize_for_their_readers_with_unchanged_outputs(monkeypatch, mode, fuse_both):
+    model = small_model(subln=True)
+    ids = torch.randint(0, 64, (2, 5))
+    counter = CountQuantizeKernels(monkeypatch)
+    context = torch.no_grad if mode == "no_grad" else torch.inference_mode
+    with bk.use_backend("triton"), context():
+        if fuse_both:  # a fused q/k/v group reads the norm's codes as well
+            fuse_projections(model)
+        ref = model(ids).logits
+        unfused, counter.calls = counter.calls, 0
+        # each layer: mixer_norm -> q/k/v, ffn_norm -> gate/up, sub_norms -> o_proj, down_proj
+        assert fuse_norms(model) == 2 * 4
+        out = model(ids).logits
+    assert unfused == 2 * (4 if fuse_both else 7) and counter.calls == 0
+    # float32 model: the fused norm's output matches RMSNorm's to float32 rounding
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_fused_norms_keep_parameters_and_classes_and_unfuse():
+    model = small_model()
+    keys = list(model.state_dict())
+    norm = model.layers[0].mixer_norm
+    assert fuse_norms(model) == 4 and fuse_norms(model) == 0  # the second call finds them fused
+    assert isinstance(norm, RMSNorm) and isinstance(norm, QuantizingNorm) and list(model.state_dict()) == keys
+    assert "QuantizingRMSNorm" in repr(norm)
+    assert unfuse_norms(model) == 4
+    assert type(norm) is RMSNorm and not hasattr(norm, "_bitmat_quant_eps")
+
+
+def test_a_norm_output_changed_in_place_is_quantized_afresh():
+    norm = RMSNorm(16)
+    layer = BitLinear(16, 8).eval()
+    layer.drop_latent_weights()
+    parent = torch.nn.Module()
+    parent.input_layernorm, parent.self_attn = norm, torch.nn.Module()
+    for name in ("q_proj", "k_proj", "v_proj"):
+        setattr(parent.self_attn, name, layer)
+    assert fuse_norms(parent) == 1
+    x = torch.randn(3, 16)
+    with bk.use_backend("triton"), torch.no_grad():
+        y = norm(x)
+        assert getattr(y, "_bitmat_quantized", None) is not None
+        y.mul_(-2.0)  # the codes the norm left are stale now
+        got = layer(y)
+    with torch.no_grad():
+        want = layer(y.clone())  # (a new tensor: no codes attached)
+    torch.testing.assert_close(got, want)
+
+
+def test_norms_with_readers_that_cannot_use_codes_are_left_alone():
+    assert fuse_norms(small_model(activation_bits=None)) == 0  # weight-only readers
+    ffn = packed_ffn()
+    parent = torch.nn.Module()
+    parent.post_attention_layernorm, parent.mlp = torch.nn.LayerNorm(16), ffn  # not an RMSNorm
+    assert fuse_norms(parent) == 0
+    parent.post_attention_layernorm = RMSNorm(16)
+    ffn.up_proj.eps = 1e-3  # readers disagree on eps
+    assert fuse_norms(parent) == 0
+    ffn.up_proj.eps = ffn.gate_proj.eps
+    assert fuse_norms(parent) == 1
+
+
+def test_fused_norms_fall_back_to_the_original_under_compile_and_autograd():
+    model = small_model()
+    ids = torch.randint(0, 64, (1, 4))
+    with torch.no_grad():
+        ref = model(ids).logits
+    fuse_norms(model)
+    torch._dynamo.reset()
+    with bk.use_backend("triton"), torch.no_grad():
+        out = torch.compile(model, backend="eager", fullgraph=True)(ids).logits
+    torch.testing.assert_close(out, ref)
+    norm = model.layers[0].mixer_norm
+    x = torch.randn(2, 32, requires_grad=True)
+    with bk.use_backend("triton"):
+        norm(x).sum().backward()  # gradients: the original norm
+    assert x.grad is not None

@@ -5,12 +5,14 @@ from .__about__ import __version__
 from .backend import get_backend, set_backend, use_backend
 from .formats import FORMAT_VERSION, SUPPORTED_FORMAT_VERSIONS, packed_width
 from .ops.linear import bitmat_linear, dequantize
+from .ops.norm import rms_norm_quantize
 from .ops.pack import pack, pack_binary, pack_ternary, unpack, unpack_binary, unpack_ternary
-from .ops.quantize import binarize, quantize_activations, ternarize
+from .ops.quantize import QuantizedActivations, binarize, quantize_activations, ternarize
 
 __all__ = [
     "FORMAT_VERSION",
     "SUPPORTED_FORMAT_VERSIONS",
+    "QuantizedActivations",
     "__version__",
     "binarize",
     "bitmat_linear",
@@ -21,6 +23,7 @@ __all__ = [
     "pack_ternary",
     "packed_width",
     "quantize_activations",
+    "rms_norm_quantize",
     "set_backend",
     "ternarize",
     "unpack",

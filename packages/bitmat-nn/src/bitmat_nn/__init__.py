@@ -5,7 +5,7 @@ from .attention import BitAttention
 from .cache import BitNetCache, KVCache, MambaCache
 from .convert import replace_linear_with_bitlinear
 from .ffn import BitFFN
-from .fuse import FusedBitLinear, fuse_projections, unfuse_projections
+from .fuse import FusedBitLinear, fuse_norms, fuse_projections, unfuse_norms, unfuse_projections
 from .linear import BitLinear
 from .mamba import BitMamba, selective_scan
 from .model import BitNetBlock, BitNetConfig, BitNetForCausalLM, BitNetOutput
@@ -28,8 +28,10 @@ __all__ = [
     "MambaCache",
     "RMSNorm",
     "__version__",
+    "fuse_norms",
     "fuse_projections",
     "replace_linear_with_bitlinear",
     "selective_scan",
+    "unfuse_norms",
     "unfuse_projections",
 ]

@@ -17,6 +17,10 @@ weight (no extra memory), and their forward returns their slice of one shared pr
   assignment) dissolves its group at its next call, and every member runs on its own buffers again.
 
 Inference only: members must be packed-only (``drop_latent_weights()``). ``unfuse_projections`` undoes it.
+
+``fuse_norms(model)`` does the same for the step before: a Llama-style RMSNorm whose output feeds W1.58A8
+layers computes their int8 activations in its own kernel (``bitmat_kernels.rms_norm_quantize``), and the
+layers skip their quantize kernel. ``unfuse_norms`` undoes it.
 """
 
 from __future__ import annotations
@@ -24,10 +28,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
+import bitmat_kernels as bk
 import torch
+from bitmat_kernels.backend import use_triton
 from torch import nn
 
-from .linear import BitLinear, apply_keeping_float32_scale, packed_matmul
+from .linear import QUANTIZED_ATTR, BitLinear, apply_keeping_float32_scale, packed_matmul, tensor_version
+from .norm import RMSNorm
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +120,8 @@ class FusedBitLinear(nn.Module):
     def member_output(self, index: int, x: torch.Tensor) -> torch.Tensor:
         """Member `index`'s output for x: its slice of the shared product (computed by the first member to ask)."""
         compiling = torch.compiler.is_compiling()
-        version = None if compiling else x._version
+        # (an inference tensor has no version counter: within one layer's calls, its identity is trusted)
+        version = None if compiling else tensor_version(x)
         pending = self._pending
         if pending is not None and pending[0] is x and pending[1] == version and not pending[2][index]:
             y = pending[3]
@@ -219,4 +227,138 @@ def unfuse_projections(model: nn.Module) -> int:
     return live
 
 
-__all__ = ["DEFAULT_GROUPS", "FusedBitLinear", "fusable", "fuse_projections", "unfuse_projections"]
+# --------------------------------------------------------------------------------------- norm + quantization
+
+DEFAULT_NORM_CONSUMERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("input_layernorm", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),  # Llama, Mistral, Qwen2
+    ("post_attention_layernorm", ("mlp.gate_proj", "mlp.up_proj")),
+    ("attn_sub_norm", ("o_proj",)),  # transformers' BitNet
+    ("ffn_sub_norm", ("down_proj",)),
+    ("mixer_norm", ("mixer.q_proj", "mixer.k_proj", "mixer.v_proj")),  # bitmat-nn's BitNetBlock
+    ("ffn_norm", ("ffn.gate_proj", "ffn.up_proj")),
+    ("sub_norm", ("o_proj",)),  # bitmat-nn's BitAttention / BitFFN with subln
+    ("sub_norm", ("down_proj",)),
+)
+"""(norm, the layers that read its output), as paths under one module, for `fuse_norms`."""
+
+# RMSNorms computing `weight * (x * rsqrt(mean(x^2) + eps)).to(x.dtype)` in float32 (not Gemma's 1 + weight)
+_LLAMA_STYLE_NORMS = frozenset(
+    {"LlamaRMSNorm", "MistralRMSNorm", "MixtralRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm", "BitNetRMSNorm"}
+)
+
+
+class QuantizingNorm:
+    """Mixed into a norm's class by `fuse_norms`: in eager inference on the Triton path, the norm and the A8
+    quantization of its output run as one kernel (bitmat_kernels.rms_norm_quantize), and the output carries
+    its int8 codes to the BitLinear layers that read it. Elsewhere (torch.compile, gradients, CPU) it is the
+    original norm."""
+
+    _bitmat_base: type
+    _bitmat_quant_eps: float
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        if (
+            torch.compiler.is_compiling()  # inductor fuses the original norm with its neighbours
+            or not use_triton(x)
+            or (w is not None and w.dtype != x.dtype)  # the formulas differ there (promotion vs cast)
+            or (torch.is_grad_enabled() and (x.requires_grad or (w is not None and w.requires_grad)))
+        ):
+            return super().forward(x)
+        y, q = bk.rms_norm_quantize(x, w, eps=_norm_eps(self), quant_eps=self._bitmat_quant_eps)
+        setattr(y, QUANTIZED_ATTR, (tensor_version(y), q))
+        return y
+
+
+_QUANTIZING_CLASSES: dict[type, type] = {}
+
+
+def _norm_eps(norm: nn.Module) -> float:
+    return norm.eps if isinstance(norm, RMSNorm) else norm.variance_epsilon
+
+
+def _quantizing_class(base: type) -> type:
+    cls = _QUANTIZING_CLASSES.get(base)
+    if cls is None:
+        cls = type(f"Quantizing{base.__name__}", (QuantizingNorm, base), {"_bitmat_base": base})
+        _QUANTIZING_CLASSES[base] = cls
+    return cls
+
+
+def _get_path(root: nn.Module, path: str) -> nn.Module | None:
+    for name in path.split("."):
+        root = getattr(root, name, None)
+        if not isinstance(root, nn.Module):
+            return None
+    return root
+
+
+def norm_fusable(norm: nn.Module, consumers: Sequence[nn.Module]) -> str:
+    """Why `norm` cannot quantize its output for `consumers` ("" if it can)."""
+    if isinstance(norm, QuantizingNorm):
+        return "already fused"
+    if not (isinstance(norm, RMSNorm) or type(norm).__name__ in _LLAMA_STYLE_NORMS):
+        return f"{type(norm).__name__} is not a Llama-style RMSNorm"
+    if getattr(norm, "weight", None) is not None and norm.weight.dim() != 1:
+        return "its weight is not a vector"
+    for m in consumers:
+        if not isinstance(m, BitLinear):
+            return f"{type(m).__name__} is not a BitLinear"
+        if m.activation_bits != 8:
+            return "a layer does not quantize its activations (weight-only)"
+        if m.norm is not None:
+            return "a layer normalizes its own input"
+        if m.eps != consumers[0].eps:
+            return f"eps differs ({consumers[0].eps} vs {m.eps})"
+    return ""
+
+
+def fuse_norms(model: nn.Module, consumers: Iterable[tuple[str, Sequence[str]]] = DEFAULT_NORM_CONSUMERS) -> int:
+    """Makes every Llama-style RMSNorm whose output feeds W1.58A8 BitLinear layers (named as in `consumers`:
+    (norm path, reader paths) under one module) compute the readers' int8 activations in the same kernel;
+    returns how many norms it changed. Outputs are unchanged: the codes are the ones each layer would
+    compute from the norm's output (which matches the original norm to its float32 rounding), and any other
+    input still quantizes as before. Parameters, state_dict keys and isinstance checks stay the same;
+    `unfuse_norms` undoes it. What it saves: one pass over the activations per norm (the layers' quantize
+    kernels), and the original norm's several elementwise kernels in eager mode (prefill)."""
+    fused = 0
+    for parent_name, parent in list(model.named_modules()):
+        for norm_path, reader_paths in consumers:
+            norm = _get_path(parent, norm_path)
+            readers = [_get_path(parent, p) for p in reader_paths]
+            if norm is None or any(r is None for r in readers):
+                continue
+            why = norm_fusable(norm, readers)
+            if why:
+                logger.debug("fuse_norms: %s.%s not fused: %s", parent_name or "<model>", norm_path, why)
+                continue
+            norm.__class__ = _quantizing_class(type(norm))
+            norm._bitmat_quant_eps = readers[0].eps
+            fused += 1
+    logger.info("fuse_norms: %d norms now quantize their output for the BitLinear layers that read it", fused)
+    return fused
+
+
+def unfuse_norms(model: nn.Module) -> int:
+    """Undoes fuse_norms; returns how many norms it restored."""
+    restored = 0
+    for m in model.modules():
+        if isinstance(m, QuantizingNorm):
+            m.__class__ = m._bitmat_base
+            del m._bitmat_quant_eps
+            restored += 1
+    return restored
+
+
+__all__ = [
+    "DEFAULT_GROUPS",
+    "DEFAULT_NORM_CONSUMERS",
+    "FusedBitLinear",
+    "QuantizingNorm",
+    "fusable",
+    "fuse_norms",
+    "fuse_projections",
+    "norm_fusable",
+    "unfuse_norms",
+    "unfuse_projections",
+]

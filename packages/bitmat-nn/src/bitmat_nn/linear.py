@@ -230,9 +230,8 @@ class BitLinear(nn.Linear):
 
     def _cache_key(self) -> tuple | None:
         w = self.weight
-        try:
-            version = w._version
-        except RuntimeError:  # inference tensors have no version counter: never trust the cache
+        version = tensor_version(w)
+        if version is None:  # an inference tensor: never trust the cache
             return None
         return (version, w.data_ptr(), w.device, w.dtype, self.weight_bits, self.per_channel, self.eps)
 
@@ -465,9 +464,31 @@ class BitLinear(nn.Linear):
         return ", ".join(parts)
 
 
+def tensor_version(t: torch.Tensor) -> int | None:
+    """t's version counter (it grows with every in-place change); None for inference tensors, which have none."""
+    try:
+        return t._version
+    except RuntimeError:
+        return None
+
+
+QUANTIZED_ATTR = "_bitmat_quantized"
+"""Attribute under which a norm fused by `fuse_norms` leaves (version, QuantizedActivations) on its output."""
+
+
+def prequantized(x: torch.Tensor, eps: float) -> bk.QuantizedActivations | None:
+    """The quantization of x that a fused norm made along with it (fuse.fuse_norms), if made with `eps` and x
+    is unchanged since (its version counter; inference tensors have none and are taken as they are)."""
+    tag = None if torch.compiler.is_compiling() else getattr(x, QUANTIZED_ATTR, None)
+    if tag is None or tag[1].eps != eps or tag[0] != tensor_version(x):
+        return None
+    return tag[1]
+
+
 def packed_matmul(layer, x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor, bias) -> torch.Tensor:
     """x through packed weights with `layer`'s settings (in_features, weight_bits, activation_bits, eps): the
-    Triton kernels (CUDA) or the reference, or a dense float64 product for exact checks."""
+    Triton kernels (CUDA) or the reference, or a dense float64 product for exact checks. An A8 layer reuses
+    the int8 activations that a fused norm computed with x (`fuse_norms`) instead of quantizing x again."""
     if bias is not None and bias.dtype != x.dtype:
         bias = bias.to(x.dtype)
     if x.dtype == torch.float64:  # the kernels stop at fp32; float64 serves exact checks
@@ -475,9 +496,10 @@ def packed_matmul(layer, x: torch.Tensor, packed: torch.Tensor, scale: torch.Ten
             x = fake_quantize_activations(x, layer.eps)
         w = bk.dequantize(packed, scale, in_features=layer.in_features, weight_bits=layer.weight_bits)
         return F.linear(x, w.to(torch.float64), bias)
+    quantized = prequantized(x, layer.eps) if layer.activation_bits == 8 else None
     return bk.bitmat_linear(
         x, packed, scale, in_features=layer.in_features, weight_bits=layer.weight_bits,
-        activation_bits=layer.activation_bits, bias=bias, eps=layer.eps,
+        activation_bits=layer.activation_bits, bias=bias, eps=layer.eps, quantized=quantized,
     )  # fmt: skip
 
 

@@ -8,7 +8,7 @@ from ..._checks import FLOAT_DTYPES, check_same_device, check_tensor
 from ...backend import use_triton
 from ...formats import weight_format
 from ..pack import check_packed
-from ..quantize import _check_eps
+from ..quantize import QuantizedActivations, _check_eps
 from .reference import dequantize_reference, linear_reference
 
 
@@ -65,6 +65,7 @@ def bitmat_linear(
     activation_bits: int | None = 8,
     bias: torch.Tensor | None = None,
     eps: float = 1e-5,
+    quantized: QuantizedActivations | None = None,
 ) -> torch.Tensor:
     """Linear layer with packed low-bit weights: y = Q(x) @ (codes * scale)^T + bias.
 
@@ -73,6 +74,11 @@ def bitmat_linear(
     (per-tensor) or [N, 1] / [N] (per-channel). activation_bits=8 quantizes x per token to int8
     (BitNet's W1.58A8, exact int32 sums); None keeps x as is (weight-only). Returns x's dtype,
     shape [..., N]. CUDA tensors run Triton kernels; other devices run the pure-torch reference.
+
+    quantized (activation_bits=8, inference): Q(x) computed beforehand, e.g. by rms_norm_quantize along with x;
+    the Triton kernels then skip their own quantization of x. It must be quantize_activations(x, eps=eps) of
+    this very x: its eps and shapes are checked, its values are trusted. Ignored where the op itself runs
+    (torch.compile, gradients) and by the reference, which compute the same values from x.
     """
     fn = "bitmat_linear"
     fmt = weight_format(weight_bits, fn)
@@ -99,12 +105,21 @@ def bitmat_linear(
     if activation_bits not in (8, None):
         raise ValueError(f"{fn}: argument 'activation_bits' must be 8 or None (weight-only), got {activation_bits!r}")
     check_same_device(fn, x=x, packed=packed, scale=scale, bias=bias)
+    if quantized is not None:
+        _check_quantized(fn, quantized, x, activation_bits, eps)
     # Eager inference skips the custom-op machinery (autograd wrapper and dispatcher: tens of
     # microseconds of host time a call, more than a decode kernel); torch.compile and anything that
     # needs gradients go through the op.
     needs_op = torch.compiler.is_compiling() or (
         torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad))
     )
+    if quantized is not None and not needs_op and use_triton(x):
+        from .kernel import linear_triton
+
+        return linear_triton(
+            x.contiguous(), packed, scale.contiguous(), in_features, fmt, activation_bits,
+            None if bias is None else bias.contiguous(), eps, quantized=quantized,
+        )  # fmt: skip
     return (_linear_op if needs_op else _linear_impl)(
         x.contiguous(),
         packed,
@@ -115,6 +130,29 @@ def bitmat_linear(
         None if bias is None else bias.contiguous(),
         _check_eps(fn, eps),
     )
+
+
+def _check_quantized(fn: str, q: object, x: torch.Tensor, activation_bits: int | None, eps: float) -> None:
+    if not isinstance(q, QuantizedActivations):
+        raise TypeError(f"{fn}: argument 'quantized' must be a QuantizedActivations, got {type(q).__name__}")
+    if activation_bits != 8:
+        raise ValueError(f"{fn}: argument 'quantized' needs activation_bits=8, got {activation_bits!r}")
+    if q.eps != eps:
+        raise ValueError(f"{fn}: argument 'quantized' was made with eps={q.eps}, but this call has eps={eps}")
+    tokens = x.numel() // x.shape[-1]
+    ok = (
+        q.values.dtype == torch.int8 and q.values.shape == x.shape
+        and q.scale.dtype == torch.float32 and q.scale.shape == (*x.shape[:-1], 1)
+        and q.row_sum.dtype == torch.int32 and q.row_sum.shape == (tokens,)
+        and q.values.device == x.device and q.values.is_contiguous() and q.scale.is_contiguous()
+    )  # fmt: skip
+    if not ok:
+        raise ValueError(
+            f"{fn}: argument 'quantized' does not match x of shape {tuple(x.shape)}: values "
+            f"{q.values.dtype} {tuple(q.values.shape)}, scale {q.scale.dtype} {tuple(q.scale.shape)}, row_sum "
+            f"{q.row_sum.dtype} {tuple(q.row_sum.shape)} (expected int8 x's shape, float32 [..., 1], int32 "
+            f"[{tokens}], contiguous, on x's device)"
+        )
 
 
 def dequantize(

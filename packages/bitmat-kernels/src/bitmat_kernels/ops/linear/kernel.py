@@ -542,8 +542,10 @@ def linear_triton(
     bias: torch.Tensor | None,
     eps: float = 1e-5,
     path: str = "auto",
+    quantized=None,
 ) -> torch.Tensor:
     """`path` ("auto", "decode", "gemm", "dequant") exists for tests and benchmarks; users leave it alone.
+    `quantized`: x's QuantizedActivations (A8), checked by bitmat_linear; used instead of quantizing x here.
 
     "dequant" (weight-only only): write codes * scale as a dense x.dtype weight in one pass and call
     cuBLAS. At large M the product is compute-bound, and cuBLAS's bf16 GEMM beats our Triton GEMM fed
@@ -577,7 +579,10 @@ def linear_triton(
         fused = a8 and cfg.fused_quant
         pdl = pdl and not fused and m == 1
         if a8 and not fused:
-            xq, x_scale = quantize_activations_triton(x2, eps, pdl=pdl)
+            if quantized is not None:
+                xq, x_scale = quantized.values.reshape(m, k), quantized.scale
+            else:
+                xq, x_scale = quantize_activations_triton(x2, eps, pdl=pdl)
             x_arg = xq.view(torch.int32)
         else:
             x_arg, x_scale = x2, w_scale  # x_scale unused
@@ -605,7 +610,9 @@ def linear_triton(
             **common,
         )
     else:
-        if a8:
+        if a8 and quantized is not None:
+            xq, x_scale, row_sum = quantized.values.reshape(m, k), quantized.scale, quantized.row_sum
+        elif a8:
             xq, x_scale, row_sum = quantize_activations_triton(x2, eps, with_sum=True, pdl=pdl)
         else:
             xq, x_scale, row_sum = x2, w_scale, x2.sum(dim=1, dtype=torch.float32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -11,10 +12,21 @@ from ...backend import use_triton
 from .reference import binarize_reference, quantize_activations_reference, ternarize_reference
 
 
-def _check_eps(fn: str, eps: float) -> float:
+def _check_eps(fn: str, eps: float, name: str = "eps") -> float:
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (eps > 0 and math.isfinite(eps)):
-        raise ValueError(f"{fn}: argument 'eps' must be a positive finite float, got {eps!r}")
+        raise ValueError(f"{fn}: argument '{name}' must be a positive finite float, got {eps!r}")
     return float(eps)
+
+
+class QuantizedActivations(NamedTuple):
+    """Activations already quantized per token (by `rms_norm_quantize`), for `bitmat_linear(..., quantized=)`:
+    values int8 [..., K] and scale float32 [..., 1] as quantize_activations returns them with eps `eps`, and
+    row_sum int32 [tokens], each token's sum of codes."""
+
+    values: torch.Tensor
+    scale: torch.Tensor
+    row_sum: torch.Tensor
+    eps: float
 
 
 def _check_weight(fn: str, w: torch.Tensor, per_channel: bool) -> None:
@@ -70,4 +82,4 @@ def quantize_activations(x: torch.Tensor, *, eps: float = 1e-5) -> tuple[torch.T
     return _quantize_activations_op(x.contiguous(), _check_eps("quantize_activations", eps))
 
 
-__all__ = ["binarize", "quantize_activations", "ternarize"]
+__all__ = ["QuantizedActivations", "binarize", "quantize_activations", "ternarize"]
