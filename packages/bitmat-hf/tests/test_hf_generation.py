@@ -40,9 +40,12 @@ def test_hf_generation_static_generate_matches_dynamic_eager():
     # q/k/v and gate/up share one matmul in every layer; tokens below are still exactly the unfused model's
     assert model._bitmat_fast_generation["fused_projection_groups"] == 2 * len(model.model.layers)
     assert isinstance(model.model.layers[0].self_attn.bitmat_fused_q_k_v, bitmat_nn.FusedBitLinear)
-    # both norms of every layer quantize for their projections (on the Triton path; the CPU keeps the original)
+    # both norms and the MLP of every layer quantize for their projections (on the Triton path; the CPU keeps
+    # the original modules' computation)
     assert model._bitmat_fast_generation["fused_norms"] == 2 * len(model.model.layers)
+    assert model._bitmat_fast_generation["fused_gated_mlps"] == len(model.model.layers)
     assert isinstance(model.model.layers[0].input_layernorm, bitmat_nn.fuse.QuantizingNorm)
+    assert isinstance(model.model.layers[0].mlp, bitmat_nn.fuse.QuantizingGatedMLP)
     with torch.no_grad():
         got = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False)
         again = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False)
@@ -52,8 +55,9 @@ def test_hf_generation_static_generate_matches_dynamic_eager():
     assert not model.training  # generate did not bring latent weights back
 
 
-def test_hf_generation_fused_norms_match_on_the_triton_path():
-    """MistralRMSNorm fused with the A8 quantization (Triton interpreter): the logits of the unfused model."""
+def test_hf_generation_fused_quantization_matches_on_the_triton_path():
+    """MistralRMSNorm and MistralMLP's SiLU * up fused with the A8 quantization (Triton interpreter): the logits
+    of the unfused model."""
     import bitmat_kernels as bk
 
     model = _mistral158()
@@ -61,8 +65,12 @@ def test_hf_generation_fused_norms_match_on_the_triton_path():
     with bk.use_backend("triton"), torch.no_grad():
         bitmat_hf.pack_and_drop_latent(model, show_progress=False)
         ref = model(ids).logits
+        assert bitmat_nn.fuse_projections(model) == 2 * len(model.model.layers)
+        ref_fused = model(ids).logits
         assert bitmat_nn.fuse_norms(model) == 2 * len(model.model.layers)
+        assert bitmat_nn.fuse_gated_mlps(model) == len(model.model.layers)
         out = model(ids).logits
+    torch.testing.assert_close(ref_fused, ref, rtol=2e-4, atol=2e-4)
     torch.testing.assert_close(out, ref, rtol=2e-4, atol=2e-4)
 
 

@@ -12,12 +12,14 @@ from bitmat_nn import (
     BitNetConfig,
     BitNetForCausalLM,
     RMSNorm,
+    fuse_gated_mlps,
     fuse_norms,
     fuse_projections,
+    unfuse_gated_mlps,
     unfuse_norms,
     unfuse_projections,
 )
-from bitmat_nn.fuse import FusedBitLinear, QuantizingNorm
+from bitmat_nn.fuse import FusedBitLinear, QuantizingGatedMLP, QuantizingNorm
 
 
 def small_model(
@@ -296,4 +298,43 @@ def test_fused_norms_fall_back_to_the_original_under_compile_and_autograd():
     x = torch.randn(2, 32, requires_grad=True)
     with bk.use_backend("triton"):
         norm(x).sum().backward()  # gradients: the original norm
+    assert x.grad is not None
+
+
+# ------------------------------------------------------------------------------------------- fuse_gated_mlps
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_fused_gated_mlps_with_norms_and_projections_skip_the_quantize_kernels(monkeypatch, mode):
+    model = small_model()
+    ids = torch.randint(0, 64, (2, 5))
+    counter = CountQuantizeKernels(monkeypatch)
+    context = torch.no_grad if mode == "no_grad" else torch.inference_mode
+    with bk.use_backend("triton"), context():
+        fuse_projections(model)  # the MLP reads the two halves of the fused gate/up product in place
+        ref = model(ids).logits
+        before, counter.calls = counter.calls, 0
+        assert fuse_norms(model) == 2 * 2 and fuse_gated_mlps(model) == 2
+        out = model(ids).logits
+    # per layer: q/k/v, o, gate/up and down quantized their input before; now only o_proj (after attention)
+    assert before == 2 * 4 and counter.calls == 2
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    ffn = model.layers[0].ffn
+    assert isinstance(ffn, BitFFN) and isinstance(ffn, QuantizingGatedMLP)
+    assert unfuse_gated_mlps(model) == 2 and type(ffn) is BitFFN
+
+
+def test_gated_mlps_that_cannot_fuse_are_left_alone():
+    assert fuse_gated_mlps(small_model(activation_bits=None)) == 0  # weight-only down_proj
+    assert fuse_gated_mlps(small_model(subln=True)) == 0  # a sub-norm sits between (fuse_norms serves it)
+    relu2 = BitFFN(16, 24, activation="relu2")
+    assert fuse_gated_mlps(relu2) == 0
+
+
+def test_fused_gated_mlp_falls_back_for_gradients():
+    ffn = BitFFN(16, 24)
+    fuse_gated_mlps(ffn)
+    x = torch.randn(3, 16, requires_grad=True)
+    with bk.use_backend("triton"):
+        ffn(x).sum().backward()  # latent weights, training: the original path
     assert x.grad is not None

@@ -176,6 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure the bf16 baseline after the other variants (default: first) to check for order effects "
         "between models measured in one process",
     )
+    md.add_argument(
+        "--isolate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure each (model, variant) in a fresh process of its own (python -m bitmat_bench model), bf16 "
+        "included, and merge the results: models measured one after another in one process are not independent "
+        "(whichever came second read slower on an H100). Default: on with CUDA and more than one (model, variant), "
+        "off on the CPU",
+    )
+    # an isolated run's generated tokens, for its parent's token agreement (torch.save of {(mode, batch): tokens})
+    md.add_argument("--tokens-file", type=Path, default=None, help=argparse.SUPPRESS)
     _common(md)
 
     rf = sub.add_parser(

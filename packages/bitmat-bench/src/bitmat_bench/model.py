@@ -7,8 +7,9 @@ Variants:
 
 * `bf16`: the transformers model as built: the baseline;
 * `bitmat` (alias `bitmat-hf`): `bitmat_hf.convert_hf_model` + `prepare_for_fast_generation` (W1.58A8, packed,
-  q/k/v and gate/up fused into one matmul each);
-* `bitmat-unfused`: the same with every projection its own matmul (`fuse_projections=False`);
+  q/k/v and gate/up fused into one matmul each, norms and SiLU * up quantizing for the projections they feed);
+* `bitmat-unfused`: the same with every projection its own matmul and its own quantization
+  (`fuse_projections=False, fuse_quantization=False`);
 * `bitmat-nn`: `bitmat_nn.replace_linear_with_bitlinear` on the decoder layers, latent weights dropped;
 * `bitmat-kernels` / `bitmat-kernels-a16`: every decoder nn.Linear swapped for a bare packed layer calling
   `bitmat_kernels.bitmat_linear` (A8 / weight-only);
@@ -34,12 +35,19 @@ Measurements (`--modes`), each a record:
 
 Every generated token is checked to be a valid id; the BitMat model's tokens are compared with bf16's (agreement
 is reported, not required: ternary weights change the model). `headline.md` holds the ratios against bf16.
+
+`--isolate` (default on CUDA when there is more than one (preset, variant) to run): each (preset, variant) is
+measured by a fresh `python -m bitmat_bench model` of its own (into `<out>/isolated/<preset>-<variant>/`), and the
+parent merges the records, then computes the ratios and the token agreement. Models measured one after another in
+one process are not independent: on an H100 whichever came second read slower, bf16 and BitMat alike.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import subprocess
+import sys
 import time
 import traceback
 import warnings
@@ -48,9 +56,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .env import CPU_NOTICE, environment
+from .env import CPU_NOTICE, command_line, environment
 from .impls import tensor_bytes
-from .report import ResultWriter, progress_bar
+from .report import ResultWriter, load, progress_bar
 from .shapes import ModelPreset, model_preset, parse_ints
 from .timing import time_graph
 
@@ -209,6 +217,8 @@ def convert(model, variant: str):
         note = f"bitmat_hf.convert_hf_model -> {type(model).__name__}, latent weights dropped (W1.58A8)"
         if variant == "bitmat":  # what prepare_for_fast_generation does by default
             note += f", {bitmat_nn.fuse_projections(model)} projection groups fused (q/k/v, gate/up)"
+            note += f", {bitmat_nn.fuse_norms(model)} norms and {bitmat_nn.fuse_gated_mlps(model)} gated MLPs "
+            note += "quantize for their readers"
         return model, note
     if variant == "hf-bitnet":
         if type(model).__name__ != "BitNetForCausalLM":
@@ -340,7 +350,12 @@ def measure_generate(
 
     # fusion is decided by the variant (convert); this call leaves an unfused model unfused
     prepare_for_fast_generation(
-        model, max_cache_len=prompt_len + new_tokens, drop_latent_weights=True, fuse_projections=False, pdl=pdl
+        model,
+        max_cache_len=prompt_len + new_tokens,
+        drop_latent_weights=True,
+        fuse_projections=False,
+        fuse_quantization=False,
+        pdl=pdl,
     )
     ids = _random_ids(vocab, batch, prompt_len, seed, device)
     mask = torch.ones_like(ids)
@@ -417,6 +432,9 @@ def run_model(args, argv, device: torch.device, out_dir: Path) -> ResultWriter:
     modes = parse_modes(getattr(args, "modes", None) or "prefill,graph,generate")
     compile_mode = getattr(args, "compile", None) or "auto"
     pdl = {"auto": None, "on": True, "off": False}[getattr(args, "pdl", None) or "auto"]
+    isolate = getattr(args, "isolate", None)
+    if isolate is None:  # auto: order effects are a GPU matter, and one model alone has nothing to be second to
+        isolate = not cpu and len(presets) * len(variants) > 1
     if pdl:
         from bitmat_hf.generation import compile_kwargs
 
@@ -440,6 +458,7 @@ def run_model(args, argv, device: torch.device, out_dir: Path) -> ResultWriter:
         "compile": compile_mode,
         "pdl": getattr(args, "pdl", None) or "auto",
         "max_seconds": args.max_seconds,
+        "isolate": isolate,
     }
     writer = ResultWriter(out_dir, "model", env)
     total = (
@@ -464,20 +483,29 @@ def run_model(args, argv, device: torch.device, out_dir: Path) -> ResultWriter:
         modes=modes,
         compile=compile_mode,
         pdl=pdl,
+        tokens={},  # (mode, batch) -> generated tokens, for --tokens-file
     )
     try:
-        for p in presets:
-            arch = resolve_arch(p, getattr(args, "arch", "auto") or "auto")
-            tokens_by: dict = {}
-            for variant in variants:
-                _run_variant(writer, p, arch, variant, ctx, tokens_by)
-                _add_model_speedups(writer.records)
-                writer.flush()
+        if isolate:
+            _run_isolated(writer, presets, variants, ctx, argv)
+        else:
+            for p in presets:
+                arch = resolve_arch(p, getattr(args, "arch", "auto") or "auto")
+                tokens_by: dict = {}
+                for variant in variants:
+                    _run_variant(writer, p, arch, variant, ctx, tokens_by)
+                    _add_model_speedups(writer.records)
+                    writer.flush()
         complete = True
     except KeyboardInterrupt:
         log.warning("interrupted: writing the results so far")
     finally:
         bar.close()
+        if getattr(args, "tokens_file", None):
+            try:
+                torch.save(ctx["tokens"], args.tokens_file)
+            except Exception as e:  # pragma: no cover
+                log.warning("--tokens-file %s failed: %s: %s", args.tokens_file, type(e).__name__, e)
         _add_model_speedups(writer.records)
         writer.extra["elapsed_s"] = round(time.monotonic() - t0, 2)
         writer.extra["headline"] = headline(writer.records)
@@ -489,9 +517,14 @@ def run_model(args, argv, device: torch.device, out_dir: Path) -> ResultWriter:
     return writer
 
 
-def _over_budget(ctx) -> bool:
+def _remaining_s(ctx) -> float | None:
     limit = ctx["args"].max_seconds
-    return limit is not None and time.monotonic() - ctx["t0"] > limit
+    return None if limit is None else limit - (time.monotonic() - ctx["t0"])
+
+
+def _over_budget(ctx) -> bool:
+    left = _remaining_s(ctx)
+    return left is not None and left < 0
 
 
 def _plan(ctx) -> list[tuple[str, int]]:
@@ -505,19 +538,25 @@ def _plan(ctx) -> list[tuple[str, int]]:
     return plan
 
 
+def _base(p, arch, variant, ctx) -> dict:
+    layers = ctx["num_layers"] or p.num_layers
+    return {"model": p.name, "shape": p.name, "arch": arch, "impl": variant, "layers": layers}
+
+
+def _add_plan(writer, base, plan, bar, **fields) -> None:
+    """One record per planned measurement, none of them measured (skipped, not run, failed)."""
+    for mode, b in plan:
+        writer.add({**base, "mode": mode, "m": b, "batch": b, **fields})
+        bar.update(1)
+
+
 def _run_variant(writer, p, arch, variant, ctx, tokens_by) -> None:
     device, args, bar = ctx["device"], ctx["args"], ctx["bar"]
-    num_layers = ctx["num_layers"] or p.num_layers
-    base = {"model": p.name, "shape": p.name, "arch": arch, "impl": variant, "layers": num_layers}
+    base = _base(p, arch, variant, ctx)
     plan = _plan(ctx)
 
-    def skip_all(status, **why):
-        for mode, b in plan:
-            writer.add({**base, "mode": mode, "m": b, "batch": b, "status": status, **why})
-            bar.update(1)
-
     if _over_budget(ctx):
-        return skip_all("not-run", reason="time budget (--max-seconds)")
+        return _add_plan(writer, base, plan, bar, status="not-run", reason="time budget (--max-seconds)")
     model = decoder = None
     try:
         _cleanup(device)
@@ -529,14 +568,14 @@ def _run_variant(writer, p, arch, variant, ctx, tokens_by) -> None:
         stats = weight_stats(model)
         build_s = round(time.monotonic() - tb, 2)
     except ImportError as e:
-        return skip_all("skipped", reason=str(e))
+        return _add_plan(writer, base, plan, bar, status="skipped", reason=str(e))
     except Exception as e:
         err = f"{type(e).__name__}: {e}"[:500]
         log.warning("model %s %s: build/convert failed: %s", p.name, variant, err)
         log.debug("%s", traceback.format_exc())
         del model
         _cleanup(device)
-        return skip_all("failed", error=f"build: {err}")
+        return _add_plan(writer, base, plan, bar, status="failed", error=f"build: {err}")
     vocab = cfg.vocab_size
     base.update(stats, note=note, build_s=build_s)
     for mode, b in plan:
@@ -564,7 +603,7 @@ def _run_variant(writer, p, arch, variant, ctx, tokens_by) -> None:
                         decoder, vocab, b, ctx["prompt_len"], ctx["new_tokens"], device, args.seed + b
                     )
                     rec.update(r)
-                    _agreement(rec, tokens_by, (mode, b), variant, toks)
+                    _keep_tokens(rec, tokens_by, (mode, b), variant, toks, ctx)
                     if device.type == "cuda":
                         head = lm_head_ms(model, b, device, args.replays)
                         if head is not None:
@@ -578,7 +617,7 @@ def _run_variant(writer, p, arch, variant, ctx, tokens_by) -> None:
                         model, vocab, b, ctx["prompt_len"], ctx["new_tokens"], device, args.seed + b, pdl=ctx["pdl"]
                     )
                     rec.update(r)
-                    _agreement(rec, tokens_by, (mode, b), variant, toks)
+                    _keep_tokens(rec, tokens_by, (mode, b), variant, toks, ctx)
                     g = next(
                         (
                             x
@@ -617,14 +656,161 @@ def _run_variant(writer, p, arch, variant, ctx, tokens_by) -> None:
     _cleanup(device)
 
 
-def _agreement(rec, tokens_by, key, variant, toks) -> None:
+def _keep_tokens(rec, tokens_by, key, variant, toks, ctx) -> None:
+    """The baseline's tokens wait for the variants after it; the others are compared with them."""
+    ctx["tokens"][key] = toks  # --tokens-file: a child's (mode, batch), for the parent's comparison
     if variant == BASE:
         tokens_by[key] = toks
-        return
-    ref = tokens_by.get(key)
-    if ref is not None and ref.shape == toks.shape:
+    else:
+        _agreement(rec, tokens_by.get(key), toks)
+
+
+def _agreement(rec, ref, toks) -> None:
+    """Agreement of a variant's greedy tokens with the baseline's `ref` for the same prompts (in one process, or
+    read back from isolated runs)."""
+    if ref is not None and toks is not None and ref.shape == toks.shape:
         rec["first_token_agreement_vs_bf16"] = float((ref[:, 0] == toks[:, 0]).float().mean())
         rec["token_agreement_vs_bf16"] = float((ref == toks).float().mean())
+
+
+# ---------------------------------------------------------------------------------------------- --isolate
+
+# Options each isolated run gets its own value of (or must not have): dropped from the parent's argv.
+_CHILD_DROP_VALUE = ("--out", "--model", "--impls", "--max-seconds", "--tokens-file")
+_CHILD_DROP_FLAG = ("--isolate", "--no-isolate", "--baseline-last")
+
+# What the parent computes again over the merged records (with the ratios of _RATIO_KEYS and _MEM_KEYS).
+_RECOMPUTED = ("first_token_agreement_vs_bf16", "token_agreement_vs_bf16", "peak_memory_vs_bf16", "t_s")
+
+
+def child_argv(argv, preset: str, variant: str, out, remaining_s: float | None = None) -> list[str]:
+    """The `bitmat-bench` argv of the isolated run of one (preset, variant): the parent's options less those the
+    child gets its own of. Ours come last, so they also win over an abbreviation argparse took (`--max-sec 5`)."""
+    args = list(argv or [])
+    if not args or args[0] != "model":  # main's argv starts with the verb (the parser has no global options)
+        args.insert(0, "model")
+    kept, i = [], 0
+    while i < len(args):
+        a = args[i]
+        name = a.split("=", 1)[0]
+        if name in _CHILD_DROP_VALUE:
+            i += 1 if "=" in a else 2
+        elif name in _CHILD_DROP_FLAG:
+            i += 1
+        else:
+            kept.append(a)
+            i += 1
+    out = Path(out)
+    kept += ["--model", preset, "--impls", variant, "--out", str(out), "--tokens-file", str(out / "tokens.pt")]
+    kept += ["--no-isolate", "--no-progress"]
+    if remaining_s is not None:
+        kept += ["--max-seconds", f"{remaining_s:.1f}"]
+    return kept
+
+
+def _child_command(child_args: list[str]) -> list[str]:
+    """The command line of one isolated run (a seam for tests)."""
+    return [sys.executable, "-m", "bitmat_bench", *child_args]
+
+
+def _run_child(cmd: list[str]) -> tuple[int, bool]:
+    """Run `cmd` on our stdout/stderr; returns (return code, interrupted). Interrupted, the child may still write
+    what it measured: Ctrl-C reaches it too (same process group), a SIGTERM to us alone does not, so after a
+    grace period it gets one."""
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait(), False
+    except KeyboardInterrupt:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return proc.wait(), True
+
+
+def _run_isolated(writer, presets, variants, ctx, argv) -> None:
+    """Every (preset, variant) in a fresh process of its own (no order effects between models), merged here."""
+    args, bar = ctx["args"], ctx["bar"]
+    plan = _plan(ctx)
+    runs = writer.extra.setdefault("isolated_runs", [])
+    tokens_files: dict[tuple[str, str], Path] = {}
+    try:
+        for p in presets:
+            arch = resolve_arch(p, getattr(args, "arch", "auto") or "auto")
+            for variant in variants:
+                base = {**_base(p, arch, variant, ctx), "isolated": True}
+                remaining = _remaining_s(ctx)
+                if remaining is not None and remaining <= 0:
+                    _add_plan(writer, base, plan, bar, status="not-run", reason="time budget (--max-seconds)")
+                    continue
+                out = writer.out / "isolated" / f"{p.name}-{variant}"
+                for stale in ("results.json", "tokens.pt"):  # an earlier run's files are not this run's
+                    (out / stale).unlink(missing_ok=True)
+                child = child_argv(argv, p.name, variant, out, remaining)
+                tokens_files[(p.name, variant)] = out / "tokens.pt"
+                log.info("isolated run %s %s: %s", p.name, variant, command_line(child))
+                t = time.monotonic()
+                rc, interrupted = _run_child(_child_command(child))
+                runs.append(
+                    {
+                        "preset": p.name,
+                        "variant": variant,
+                        "command": command_line(child),
+                        "returncode": rc,
+                        "elapsed_s": round(time.monotonic() - t, 2),
+                    }
+                )
+                # interrupted: what it measured counts, the rest is left out (as in one process), not failed
+                _merge_child(writer, out, base, [] if interrupted else plan, rc, bar)
+                _add_model_speedups(writer.records)
+                writer.flush()
+                if interrupted:
+                    raise KeyboardInterrupt
+    finally:
+        _isolated_agreement(writer.records, tokens_files)
+
+
+def _merge_child(writer, out: Path, base: dict, plan, rc: int, bar) -> None:
+    """Add an isolated run's records to `writer`; for a failed run, failed records for what it did not measure."""
+    try:
+        records, why = load(out).get("records", []), None
+    except (OSError, ValueError) as e:
+        records, why = [], f"no results.json ({type(e).__name__})"
+    drop = {*_RECOMPUTED, *(k for _, k in _RATIO_KEYS + _MEM_KEYS)}
+    for r in records:
+        writer.add({**{k: v for k, v in r.items() if k not in drop}, "isolated": True})
+    bar.update(len(records))
+    done = {(r.get("mode"), r.get("batch")) for r in records}
+    missing = [(mode, b) for mode, b in plan if (mode, b) not in done]
+    if why is None and not missing:  # all there (a nonzero return code stays in isolated_runs)
+        return
+    err = f"isolated run exited with return code {rc}; {why or 'not measured there'}"
+    log.warning("model %s %s: %s", base["model"], base["impl"], err)
+    _add_plan(writer, base, missing, bar, status="failed", error=err)
+
+
+def _isolated_agreement(records: list[dict], tokens_files: dict) -> None:
+    """Token agreement of each isolated variant with the baseline run of the same preset; then the token files
+    go (they are not results)."""
+    tokens: dict[tuple[str, str], dict] = {}
+    for key, path in tokens_files.items():
+        try:
+            if path.exists():
+                tokens[key] = torch.load(path, weights_only=True)
+        except Exception as e:
+            log.warning("%s: %s: %s", path, type(e).__name__, e)
+        finally:
+            path.unlink(missing_ok=True)
+    for r in records:
+        if r.get("impl") == BASE or r.get("status") != "ok" or r.get("mode") not in ("graph", "generate"):
+            continue
+        key = (r.get("mode"), r.get("batch"))
+        ref = tokens.get((r.get("model"), BASE), {}).get(key)
+        _agreement(r, ref, tokens.get((r.get("model"), r.get("impl")), {}).get(key))
 
 
 def _reset_compiled() -> None:
@@ -664,10 +850,7 @@ def _add_model_speedups(records: list[dict]) -> None:
         for k, out in _RATIO_KEYS:
             if r.get(k) and b.get(k):
                 r[out] = r[k] / b[k]
-        for k, out in (
-            ("linear_weight_bytes", "linear_weight_memory_vs_bf16"),
-            ("weight_bytes", "weight_memory_vs_bf16"),
-        ):
+        for k, out in _MEM_KEYS:
             if r.get(k) and b.get(k):
                 r[out] = r[k] / b[k]
         if r.get("peak_memory_bytes") and b.get("peak_memory_bytes"):
@@ -714,6 +897,7 @@ def _f(v, spec=".1f") -> str:
 
 
 def headline_markdown(records: list[dict], env: dict) -> str:
+    isolated = any(r.get("isolated") for r in records)
     lines = [
         "# bitmat-bench model: headline",
         "",
@@ -721,7 +905,12 @@ def headline_markdown(records: list[dict], env: dict) -> str:
         "",
         "tokens/s per mode (graph = GraphGreedyDecoder, one CUDA graph per decode step; generate = model.generate "
         "with a static cache and transformers' reduce-overhead compile, prefill included; prefill = one [1, L] "
-        "forward). x = ratio to bf16 in the same mode.",
+        "forward). x = ratio to bf16 in the same mode; "
+        + (
+            "each variant measured in a process of its own."
+            if isolated
+            else "the variants measured one after another in one process."
+        ),
         "",
         "| model | impl | mode | batch | tokens/s | x bf16 | step ms | LM head ms | host ms/step | peak GB | "
         "linear weights MB | x bf16 | status |",

@@ -101,7 +101,7 @@ def prepare_for_fast_generation(
     fullgraph: bool = False,
     drop_latent_weights: bool = True,
     fuse_projections: bool = True,
-    fuse_norms: bool = True,
+    fuse_quantization: bool = True,
     warmup: bool = False,
     pdl: bool | None = None,
 ):
@@ -112,10 +112,11 @@ def prepare_for_fast_generation(
     * `fuse_projections=True`: each layer's q/k/v and gate/up projections share one packed matmul
       (`bitmat_nn.fuse_projections`: 4 matmuls a Llama layer instead of 7, same outputs, no extra memory;
       state_dict and save_pretrained are unchanged; `bitmat_nn.unfuse_projections` undoes it);
-    * `fuse_norms=True`: each RMSNorm before W1.58A8 projections also computes their int8 activations, in one
-      kernel (`bitmat_nn.fuse_norms`; used in eager forwards such as the prefill, where it replaces the norm's
-      elementwise kernels and the projections' quantize kernels; compiled steps keep inductor's own norm;
-      `bitmat_nn.unfuse_norms` undoes it);
+    * `fuse_quantization=True`: each RMSNorm before W1.58A8 projections, and each SiLU(gate) * up before an A8
+      down projection, also computes the int8 activations of the layers that read it, in one kernel
+      (`bitmat_nn.fuse_norms`, `bitmat_nn.fuse_gated_mlps`). It serves eager forwards such as the prefill, where
+      it replaces several elementwise kernels and the quantize kernels; compiled steps keep inductor's fusions.
+      `bitmat_nn.unfuse_norms` / `unfuse_gated_mlps` undo it;
     * eval mode, `generation_config.cache_implementation = "static"` and, when given, `max_cache_len` (the cache
       is then sized for the longest call once and reused without recompiling);
     * on CUDA with `compile=True`: `generation_config.compile_config = CompileConfig(mode=compile_mode,
@@ -139,7 +140,8 @@ def prepare_for_fast_generation(
     model.eval()
     dropped = pack_and_drop_latent(model, show_progress=False) if drop_latent_weights else 0
     fused = bitmat_nn.fuse_projections(model) if fuse_projections else 0
-    fused_norms = bitmat_nn.fuse_norms(model) if fuse_norms else 0
+    fused_norms = bitmat_nn.fuse_norms(model) if fuse_quantization else 0
+    fused_mlps = bitmat_nn.fuse_gated_mlps(model) if fuse_quantization else 0
     gc = model.generation_config
     gc.cache_implementation = "static"
     if max_cache_len is not None:
@@ -168,16 +170,18 @@ def prepare_for_fast_generation(
         "dropped_latent_layers": dropped,
         "fused_projection_groups": fused,
         "fused_norms": fused_norms,
+        "fused_gated_mlps": fused_mlps,
     }
     logger.info(
-        "%s: static cache%s, %s; latent weights dropped in %d BitLinear layers; %d projection groups and %d norms "
-        "fused",
+        "%s: static cache%s, %s; latent weights dropped in %d BitLinear layers; %d projection groups, %d norms and "
+        "%d gated MLPs fused",
         type(model).__name__,
         f" (max_cache_len={max_cache_len})" if max_cache_len else "",
         f"torch.compile mode={compile_mode}" if compile and device.type == "cuda" else "no compilation",
         dropped,
         fused,
         fused_norms,
+        fused_mlps,
     )
     if warmup:
         vocab = int(getattr(model.config.get_text_config(decoder=True), "vocab_size", 2) or 2)

@@ -4,6 +4,7 @@ Triton matmul kernels, each with a pure-torch reference. Importing this package 
 from .__about__ import __version__
 from .backend import get_backend, set_backend, use_backend
 from .formats import FORMAT_VERSION, SUPPORTED_FORMAT_VERSIONS, packed_width
+from .ops.activation import silu_mul_quantize
 from .ops.linear import bitmat_linear, dequantize
 from .ops.norm import rms_norm_quantize
 from .ops.pack import pack, pack_binary, pack_ternary, unpack, unpack_binary, unpack_ternary
@@ -25,6 +26,7 @@ __all__ = [
     "quantize_activations",
     "rms_norm_quantize",
     "set_backend",
+    "silu_mul_quantize",
     "ternarize",
     "unpack",
     "unpack_binary",

@@ -5,7 +5,15 @@ from .attention import BitAttention
 from .cache import BitNetCache, KVCache, MambaCache
 from .convert import replace_linear_with_bitlinear
 from .ffn import BitFFN
-from .fuse import FusedBitLinear, fuse_norms, fuse_projections, unfuse_norms, unfuse_projections
+from .fuse import (
+    FusedBitLinear,
+    fuse_gated_mlps,
+    fuse_norms,
+    fuse_projections,
+    unfuse_gated_mlps,
+    unfuse_norms,
+    unfuse_projections,
+)
 from .linear import BitLinear
 from .mamba import BitMamba, selective_scan
 from .model import BitNetBlock, BitNetConfig, BitNetForCausalLM, BitNetOutput
@@ -28,10 +36,12 @@ __all__ = [
     "MambaCache",
     "RMSNorm",
     "__version__",
+    "fuse_gated_mlps",
     "fuse_norms",
     "fuse_projections",
     "replace_linear_with_bitlinear",
     "selective_scan",
+    "unfuse_gated_mlps",
     "unfuse_norms",
     "unfuse_projections",
 ]

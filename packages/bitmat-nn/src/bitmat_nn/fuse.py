@@ -20,7 +20,8 @@ Inference only: members must be packed-only (``drop_latent_weights()``). ``unfus
 
 ``fuse_norms(model)`` does the same for the step before: a Llama-style RMSNorm whose output feeds W1.58A8
 layers computes their int8 activations in its own kernel (``bitmat_kernels.rms_norm_quantize``), and the
-layers skip their quantize kernel. ``unfuse_norms`` undoes it.
+layers skip their quantize kernel. ``unfuse_norms`` undoes it. ``fuse_gated_mlps(model)`` does it for
+SiLU(gate) * up before an A8 down projection.
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ from collections.abc import Iterable, Sequence
 
 import bitmat_kernels as bk
 import torch
+import torch.nn.functional as F
 from bitmat_kernels.backend import use_triton
 from torch import nn
 
+from ._checks import check_input
+from .ffn import BitFFN
 from .linear import QUANTIZED_ATTR, BitLinear, apply_keeping_float32_scale, packed_matmul, tensor_version
 from .norm import RMSNorm
 
@@ -270,19 +274,65 @@ class QuantizingNorm:
         return y
 
 
-_QUANTIZING_CLASSES: dict[type, type] = {}
+class QuantizingGatedMLP:
+    """Mixed into a gated MLP's class by `fuse_gated_mlps`: in eager inference on the Triton path, SiLU(gate) * up
+    and the A8 quantization of the product for down_proj run as one kernel (bitmat_kernels.silu_mul_quantize,
+    reading the two halves of a fused gate/up product in place). Elsewhere it is the original MLP."""
+
+    _bitmat_base: type
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling() or not use_triton(x):
+            return super().forward(x)
+        if isinstance(self, BitFFN):
+            check_input("BitFFN.forward", "x", x, last_dim=self.hidden_size)
+        gate, up = self.gate_proj(x), self.up_proj(x)
+        if torch.is_grad_enabled() and (gate.requires_grad or up.requires_grad):
+            return self.down_proj(F.silu(gate) * up)
+        h, q = bk.silu_mul_quantize(gate, up, quant_eps=self.down_proj.eps)
+        setattr(h, QUANTIZED_ATTR, (tensor_version(h), q))
+        return self.down_proj(h)
+
+
+_QUANTIZING_CLASSES: dict[tuple[type, type], type] = {}
 
 
 def _norm_eps(norm: nn.Module) -> float:
     return norm.eps if isinstance(norm, RMSNorm) else norm.variance_epsilon
 
 
-def _quantizing_class(base: type) -> type:
-    cls = _QUANTIZING_CLASSES.get(base)
+def _swap_class(module: nn.Module, mixin: type) -> None:
+    """module's class becomes a subclass of (mixin, its class): same parameters, keys and isinstance checks."""
+    base = type(module)
+    cls = _QUANTIZING_CLASSES.get((mixin, base))
     if cls is None:
-        cls = type(f"Quantizing{base.__name__}", (QuantizingNorm, base), {"_bitmat_base": base})
-        _QUANTIZING_CLASSES[base] = cls
-    return cls
+        cls = type(f"Quantizing{base.__name__}", (mixin, base), {"_bitmat_base": base})
+        _QUANTIZING_CLASSES[(mixin, base)] = cls
+    module.__class__ = cls
+
+
+def _restore_classes(model: nn.Module, mixin: type) -> int:
+    restored = 0
+    for m in model.modules():
+        if isinstance(m, mixin):
+            m.__class__ = m._bitmat_base
+            m.__dict__.pop("_bitmat_quant_eps", None)
+            restored += 1
+    return restored
+
+
+def _quantized_reader_problem(readers: Sequence[nn.Module]) -> str:
+    """Why these layers cannot take int8 activations made for them ("" if they can)."""
+    for m in readers:
+        if not isinstance(m, BitLinear):
+            return f"{type(m).__name__} is not a BitLinear"
+        if m.activation_bits != 8:
+            return "a layer does not quantize its activations (weight-only)"
+        if m.norm is not None:
+            return "a layer normalizes its own input"
+        if m.eps != readers[0].eps:
+            return f"eps differs ({readers[0].eps} vs {m.eps})"
+    return ""
 
 
 def _get_path(root: nn.Module, path: str) -> nn.Module | None:
@@ -301,16 +351,7 @@ def norm_fusable(norm: nn.Module, consumers: Sequence[nn.Module]) -> str:
         return f"{type(norm).__name__} is not a Llama-style RMSNorm"
     if getattr(norm, "weight", None) is not None and norm.weight.dim() != 1:
         return "its weight is not a vector"
-    for m in consumers:
-        if not isinstance(m, BitLinear):
-            return f"{type(m).__name__} is not a BitLinear"
-        if m.activation_bits != 8:
-            return "a layer does not quantize its activations (weight-only)"
-        if m.norm is not None:
-            return "a layer normalizes its own input"
-        if m.eps != consumers[0].eps:
-            return f"eps differs ({consumers[0].eps} vs {m.eps})"
-    return ""
+    return _quantized_reader_problem(consumers)
 
 
 def fuse_norms(model: nn.Module, consumers: Iterable[tuple[str, Sequence[str]]] = DEFAULT_NORM_CONSUMERS) -> int:
@@ -332,7 +373,7 @@ def fuse_norms(model: nn.Module, consumers: Iterable[tuple[str, Sequence[str]]] 
             if why:
                 logger.debug("fuse_norms: %s.%s not fused: %s", parent_name or "<model>", norm_path, why)
                 continue
-            norm.__class__ = _quantizing_class(type(norm))
+            _swap_class(norm, QuantizingNorm)
             norm._bitmat_quant_eps = readers[0].eps
             fused += 1
     logger.info("fuse_norms: %d norms now quantize their output for the BitLinear layers that read it", fused)
@@ -341,24 +382,71 @@ def fuse_norms(model: nn.Module, consumers: Iterable[tuple[str, Sequence[str]]] 
 
 def unfuse_norms(model: nn.Module) -> int:
     """Undoes fuse_norms; returns how many norms it restored."""
-    restored = 0
-    for m in model.modules():
-        if isinstance(m, QuantizingNorm):
-            m.__class__ = m._bitmat_base
-            del m._bitmat_quant_eps
-            restored += 1
-    return restored
+    return _restore_classes(model, QuantizingNorm)
+
+
+# SiLU-gated MLPs computing down_proj(act_fn(gate_proj(x)) * up_proj(x))
+_GATED_MLPS = frozenset({"LlamaMLP", "MistralMLP", "Qwen2MLP", "Qwen3MLP"})
+
+
+def _is_silu(act: object) -> bool:
+    # transformers' ACT2FN["silu"] is its own SiLUActivation (F.silu), "swish" is nn.SiLU
+    return isinstance(act, nn.SiLU) or type(act).__name__ == "SiLUActivation"
+
+
+def gated_mlp_fusable(mlp: nn.Module) -> str:
+    """Why `mlp` cannot compute SiLU(gate) * up and its quantization in one kernel ("" if it can)."""
+    if isinstance(mlp, QuantizingGatedMLP):
+        return "already fused"
+    if isinstance(mlp, BitFFN):
+        if mlp.activation != "swiglu" or mlp.sub_norm is not None:
+            return "not a plain SwiGLU BitFFN (ReLU^2, or a sub-norm before down_proj: see fuse_norms)"
+    elif type(mlp).__name__ not in _GATED_MLPS:
+        return f"{type(mlp).__name__} is not a known SiLU-gated MLP"
+    elif not _is_silu(getattr(mlp, "act_fn", None)):
+        return f"its activation is {type(getattr(mlp, 'act_fn', None)).__name__}, not SiLU"
+    if not all(isinstance(getattr(mlp, n, None), nn.Module) for n in ("gate_proj", "up_proj", "down_proj")):
+        return "gate_proj, up_proj or down_proj missing"
+    return _quantized_reader_problem([mlp.down_proj])
+
+
+def fuse_gated_mlps(model: nn.Module) -> int:
+    """Makes every SiLU-gated MLP (Llama, Mistral, Qwen2, bitmat-nn's SwiGLU BitFFN) whose down_proj is a W1.58A8
+    BitLinear compute SiLU(gate) * up and down_proj's int8 activations in one kernel; returns how many it
+    changed. Outputs are unchanged (the codes are the ones down_proj would compute from the product, which
+    matches torch's to the exponential's rounding); `unfuse_gated_mlps` undoes it. What it saves, in eager mode
+    (prefill): the SiLU and multiply kernels and down_proj's quantize kernel, two passes over the product."""
+    fused = 0
+    for name, mlp in list(model.named_modules()):
+        why = gated_mlp_fusable(mlp)
+        if why:
+            if "not a known" not in why:
+                logger.debug("fuse_gated_mlps: %s not fused: %s", name or "<model>", why)
+            continue
+        _swap_class(mlp, QuantizingGatedMLP)
+        fused += 1
+    logger.info("fuse_gated_mlps: %d MLPs now quantize SiLU(gate) * up for down_proj in one kernel", fused)
+    return fused
+
+
+def unfuse_gated_mlps(model: nn.Module) -> int:
+    """Undoes fuse_gated_mlps; returns how many MLPs it restored."""
+    return _restore_classes(model, QuantizingGatedMLP)
 
 
 __all__ = [
     "DEFAULT_GROUPS",
     "DEFAULT_NORM_CONSUMERS",
     "FusedBitLinear",
+    "QuantizingGatedMLP",
     "QuantizingNorm",
     "fusable",
+    "fuse_gated_mlps",
     "fuse_norms",
     "fuse_projections",
+    "gated_mlp_fusable",
     "norm_fusable",
+    "unfuse_gated_mlps",
     "unfuse_norms",
     "unfuse_projections",
 ]

@@ -6,31 +6,19 @@ import torch
 import triton
 import triton.language as tl
 
-from ..quantize.kernel import nan_aware_max, num_warps_for, quantize_value, token_scales
+from ..quantize.kernel import nan_aware_max, num_warps_for, quantize_block, quantize_value, round_to, token_scales
 
 MAX_ONE_BLOCK = 16384  # features a row held in registers at once (32 values a thread at most)
-
-
-@triton.jit
-def _round_to(v, out_dtype: tl.constexpr):
-    """float32 -> out_dtype, to nearest even. bfloat16 in integer arithmetic: the interpreter's conversion
-    truncates, and the result must be the very value torch's `.to(torch.bfloat16)` gives (NaN stays NaN)."""
-    if out_dtype == tl.bfloat16:
-        bits = v.to(tl.uint32, bitcast=True)
-        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-        return bits.to(tl.float32, bitcast=True).to(tl.bfloat16)
-    else:
-        return v.to(out_dtype)
 
 
 @triton.jit
 def _normalize(v, r, w_ptr, offs, K, out_dtype: tl.constexpr, HAS_WEIGHT: tl.constexpr):
     """A block of a row (v, float32) times r, rounded to the output dtype, times the weight, rounded again:
     the roundings of torch's `weight * (x * r).to(dtype)`."""
-    y = _round_to(v * r, out_dtype)
+    y = round_to(v * r, out_dtype)
     if HAS_WEIGHT:
         w = tl.load(w_ptr + offs, mask=offs < K, other=0.0)
-        y = _round_to(w.to(tl.float32) * y.to(tl.float32), out_dtype)
+        y = round_to(w.to(tl.float32) * y.to(tl.float32), out_dtype)
     return y
 
 
@@ -65,9 +53,7 @@ def _rms_norm_quantize_kernel(
         r = tl.math.rsqrt(tl.sum(v * v, axis=0) * inv_k + eps)
         y = _normalize(v, r, w_ptr, offs, K, out_dtype, HAS_WEIGHT)
         tl.store(y_ptr + row * K + offs, y, mask=offs < K)
-        yf = y.to(tl.float32)
-        finite, s, scale = token_scales(nan_aware_max(tl.abs(yf), (yf != yf).to(tl.int32)), quant_eps)
-        q = tl.where(finite, quantize_value(yf, s), 0.0).to(tl.int32)
+        q, scale = quantize_block(y.to(tl.float32), quant_eps)
         tl.store(yq_ptr + row * K + offs, q.to(tl.int8), mask=offs < K)
         total = q
     else:

@@ -57,6 +57,26 @@ def quantize_value(v, s):
 
 
 @triton.jit
+def quantize_block(v, eps):
+    """A whole token's values (float32, held in registers) -> (codes as int32, scale): one absmax pass, no
+    second read of memory."""
+    finite, s, scale = token_scales(nan_aware_max(tl.abs(v), (v != v).to(tl.int32)), eps)
+    return tl.where(finite, quantize_value(v, s), 0.0).to(tl.int32), scale
+
+
+@triton.jit
+def round_to(v, out_dtype: tl.constexpr):
+    """float32 -> out_dtype, to nearest even. bfloat16 in integer arithmetic: the interpreter's conversion
+    truncates, and the result must be the very value torch's `.to(torch.bfloat16)` gives (NaN stays NaN)."""
+    if out_dtype == tl.bfloat16:
+        bits = v.to(tl.uint32, bitcast=True)
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+        return bits.to(tl.float32, bitcast=True).to(tl.bfloat16)
+    else:
+        return v.to(out_dtype)
+
+
+@triton.jit
 def _quantize_activations_kernel(
     x_ptr,  # float [M, K]
     xq_ptr,  # int8 [M, K]
@@ -82,8 +102,7 @@ def _quantize_activations_kernel(
         # latency, where this kernel sits between a norm and the GEMV)
         offs = tl.arange(0, BLOCK_K)
         v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
-        finite, s, scale = token_scales(nan_aware_max(tl.abs(v), (v != v).to(tl.int32)), eps)
-        q = tl.where(finite, quantize_value(v, s), 0.0).to(tl.int32)
+        q, scale = quantize_block(v, eps)
         total += q
         tl.store(xq_ptr + row * K + offs, q.to(tl.int8), mask=offs < K)
     else:

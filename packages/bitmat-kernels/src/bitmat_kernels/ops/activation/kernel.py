@@ -1,0 +1,90 @@
+"""Triton SiLU(gate) * up and the per-token int8 quantization of the product in one pass over each row."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ..quantize.kernel import nan_aware_max, num_warps_for, quantize_block, quantize_value, round_to, token_scales
+
+MAX_ONE_BLOCK = 16384  # features a row held in registers at once (32 values a thread at most)
+
+
+@triton.jit
+def _silu_mul(g_row, u_row, offs, N, out_dtype: tl.constexpr):
+    """One block of silu(gate) * up with torch's roundings: silu in float32 rounded to the dtype, then the
+    product rounded again; as float32. Division correctly rounded, as in torch's kernel."""
+    g = tl.load(g_row + offs, mask=offs < N, other=0.0).to(tl.float32)
+    u = tl.load(u_row + offs, mask=offs < N, other=0.0).to(tl.float32)
+    s = round_to(tl.math.div_rn(g, 1.0 + tl.exp(-g)), out_dtype).to(tl.float32)
+    return round_to(s * u, out_dtype)
+
+
+@triton.jit
+def _silu_mul_quantize_kernel(
+    g_ptr,  # float [M, N], row stride g_stride
+    u_ptr,  # float [M, N], row stride u_stride
+    h_ptr,  # [M, N] contiguous
+    hq_ptr,  # int8 [M, N]
+    scale_ptr,  # float32 [M]
+    sum_ptr,  # int32 [M]
+    N,
+    g_stride,
+    u_stride,
+    quant_eps,
+    BLOCK_N: tl.constexpr,
+    ONE_BLOCK: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    g_row, u_row = g_ptr + row * g_stride, u_ptr + row * u_stride
+    out_dtype: tl.constexpr = h_ptr.dtype.element_ty
+    if ONE_BLOCK:
+        offs = tl.arange(0, BLOCK_N)
+        h = _silu_mul(g_row, u_row, offs, N, out_dtype)
+        tl.store(h_ptr + row * N + offs, h, mask=offs < N)
+        total, scale = quantize_block(h.to(tl.float32), quant_eps)
+        tl.store(hq_ptr + row * N + offs, total.to(tl.int8), mask=offs < N)
+    else:
+        # two passes (h and its absmax; codes), recomputing h rather than re-reading it (no barrier needed)
+        amax = tl.zeros((BLOCK_N,), dtype=tl.float32)
+        nan_seen = tl.zeros((BLOCK_N,), dtype=tl.int32)
+        for n0 in range(0, N, BLOCK_N):
+            offs = n0 + tl.arange(0, BLOCK_N)
+            h = _silu_mul(g_row, u_row, offs, N, out_dtype)
+            tl.store(h_ptr + row * N + offs, h, mask=offs < N)
+            hf = h.to(tl.float32)
+            nan_seen = tl.maximum(nan_seen, (hf != hf).to(tl.int32))
+            amax = tl.maximum(amax, tl.abs(hf))
+        finite, s, scale = token_scales(nan_aware_max(amax, nan_seen), quant_eps)
+        total = tl.zeros((BLOCK_N,), dtype=tl.int32)
+        for n0 in range(0, N, BLOCK_N):
+            offs = n0 + tl.arange(0, BLOCK_N)
+            hf = _silu_mul(g_row, u_row, offs, N, out_dtype).to(tl.float32)
+            q = tl.where(finite, quantize_value(hf, s), 0.0).to(tl.int32)
+            total += q
+            tl.store(hq_ptr + row * N + offs, q.to(tl.int8), mask=offs < N)
+    tl.store(sum_ptr + row, tl.sum(total, axis=0))
+    tl.store(scale_ptr + row, scale)
+
+
+def silu_mul_quantize_triton(
+    gate: torch.Tensor, up: torch.Tensor, quant_eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(h, h_q, scale, row_sum) like silu_mul_quantize_reference; gate and up may be row-strided views (the two
+    halves of a fused gate/up product) with a unit last stride."""
+    n = gate.shape[-1]
+    g2, u2 = gate.reshape(-1, n), up.reshape(-1, n)
+    m = g2.shape[0]
+    h = torch.empty(m, n, dtype=gate.dtype, device=gate.device)
+    hq = torch.empty(m, n, dtype=torch.int8, device=gate.device)
+    scale = torch.empty(m, dtype=torch.float32, device=gate.device)
+    row_sum = torch.empty(m, dtype=torch.int32, device=gate.device)
+    if m:
+        block = min(triton.next_power_of_2(max(n, 16)), MAX_ONE_BLOCK)
+        _silu_mul_quantize_kernel[(m,)](
+            g2, u2, h, hq, scale, row_sum, n, g2.stride(0), u2.stride(0), quant_eps,
+            BLOCK_N=block, ONE_BLOCK=n <= block, num_warps=num_warps_for(block),
+        )  # fmt: skip
+    shape = gate.shape
+    return h.view(shape), hq.view(shape), scale.view(*shape[:-1], 1), row_sum
