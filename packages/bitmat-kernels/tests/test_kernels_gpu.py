@@ -171,3 +171,20 @@ def test_rms_norm_quantize_matches_torch_on_gpu(m, k, dtype):
             bk.bitmat_linear(y, packed, gamma, in_features=k, quantized=q),
             bk.bitmat_linear(y, packed, gamma, in_features=k),
         )
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize(("m", "n"), [(1, 14336), (2048, 14336), (7, 6912), (2, 28672)])
+def test_silu_mul_quantize_matches_torch_on_gpu(m, n, dtype):
+    """Against torch's F.silu(gate) * up on the same GPU, the halves of a fused product as in a Llama MLP."""
+    both = (torch.randn(m, 2 * n, device="cuda") * 3).to(dtype)
+    gate, up = both[:, :n], both[:, n:]
+    with torch.no_grad():
+        h, q = bk.silu_mul_quantize(gate, up)
+        ref = torch.nn.functional.silu(gate) * up
+        differ = (h != ref).float().mean().item()
+        ulp = torch.finfo(dtype).eps * ref.double().abs() * (1.01 if dtype != torch.float32 else 8)
+        assert ((h.double() - ref.double()).abs() <= ulp + 1e-30).all() and differ < 1e-2, differ
+        hq, scale = bk.quantize_activations(h)
+        assert torch.equal(q.values, hq) and torch.equal(q.scale, scale)
+        assert torch.equal(q.row_sum, hq.sum(1, dtype=torch.int32))
