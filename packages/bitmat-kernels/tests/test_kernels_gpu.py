@@ -147,11 +147,27 @@ def test_every_op_under_inductor_and_cuda_graphs():
         torch.testing.assert_close(got, want)
 
 
+def assert_rounding_close(y, ref):
+    """A fused kernel's output against torch's unfused ops on the same GPU. Both round twice (e.g. the
+    normalised value, then its product with the weight), and the first rounding may land on the other side of a
+    tie where a float32 sum, rsqrt or exp differs in its last bit. A 16-bit result is then off by at most three
+    of its units in the last place (the product can fall a binade below), in at most 0.1% of the values; a
+    float32 result is off by a few float32 units (exp: its argument's rounding, ~|x| units), anywhere."""
+    assert y.dtype == ref.dtype and y.shape == ref.shape
+    mag = ref.double().abs()
+    if ref.dtype == torch.float32:
+        assert ((y.double() - ref.double()).abs() <= 64 * 2**-24 * mag + 1e-30).all()
+        return
+    differ = (y != ref).float().mean().item()
+    assert ((y.double() - ref.double()).abs() <= 3 * torch.finfo(ref.dtype).eps * mag + 1e-30).all()
+    assert differ < 1e-3, f"{differ:.2%} of the values differ"
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
 @pytest.mark.parametrize(("m", "k"), [(1, 4096), (2048, 4096), (7, 6912), (3, 14336), (2, 28672)])
 def test_rms_norm_quantize_matches_torch_on_gpu(m, k, dtype):
-    """Against the RMSNorm of transformers' Llama in torch on the same GPU: (almost) every value equal, none
-    more than one unit in the last place off; the codes exactly quantize_activations of the y returned; and
+    """Against the RMSNorm of transformers' Llama in torch on the same GPU (assert_rounding_close); the codes
+    exactly quantize_activations of the y returned; and
     bitmat_linear fed the codes equals bitmat_linear quantizing y itself (GEMV and GEMM)."""
     from bitmat_kernels.ops.norm.reference import rms_norm_reference
 
@@ -160,9 +176,7 @@ def test_rms_norm_quantize_matches_torch_on_gpu(m, k, dtype):
     with torch.no_grad():
         y, q = bk.rms_norm_quantize(x, w, eps=1e-5)
         ref = rms_norm_reference(x, w, 1e-5)
-        differ = (y != ref).float().mean().item()
-        ulp = torch.finfo(dtype).eps * ref.double().abs() * 1.01 + (4 * 2**-24 * ref.double().abs())
-        assert ((y.double() - ref.double()).abs() <= ulp).all() and differ < 1e-3, differ
+        assert_rounding_close(y, ref)
         yq, scale = bk.quantize_activations(y)
         assert torch.equal(q.values, yq) and torch.equal(q.scale, scale)
         assert torch.equal(q.row_sum, yq.sum(1, dtype=torch.int32))
@@ -182,9 +196,7 @@ def test_silu_mul_quantize_matches_torch_on_gpu(m, n, dtype):
     with torch.no_grad():
         h, q = bk.silu_mul_quantize(gate, up)
         ref = torch.nn.functional.silu(gate) * up
-        differ = (h != ref).float().mean().item()
-        ulp = torch.finfo(dtype).eps * ref.double().abs() * (1.01 if dtype != torch.float32 else 8)
-        assert ((h.double() - ref.double()).abs() <= ulp + 1e-30).all() and differ < 1e-2, differ
+        assert_rounding_close(h, ref)
         hq, scale = bk.quantize_activations(h)
         assert torch.equal(q.values, hq) and torch.equal(q.scale, scale)
         assert torch.equal(q.row_sum, hq.sum(1, dtype=torch.int32))
