@@ -79,6 +79,12 @@ def main() -> int:
     ap.add_argument("--decode-max", type=int, default=0, help="also time the GEMV up to this M (path=decode)")
     ap.add_argument("--dequant", action="store_true", help="also time weight-only as dequantize + cuBLAS")
     ap.add_argument("--sweep-modes", default="A8", help="GEMM sweep modes: A8, A16 or both (A8,A16)")
+    ap.add_argument(
+        "--warp-specialize", default="0", help="GEMM sweep: 0, 1 or 0,1 (Triton's automatic warp specialization)"
+    )
+    ap.add_argument(
+        "--gemm-tiles", default="", help="GEMM sweep: only these BMxBNxBKPxWARPSxSTAGES tiles, comma-separated"
+    )
     ap.add_argument("--split-k", default="1,2,4", help="split-K factors tried while the tiles are fewer than 2x SMs")
     ap.add_argument("--decode-block-n", default="8,16,32", help="GEMV sweep: output rows per program")
     ap.add_argument("--decode-block-w-a8", default="64,128", help="GEMV sweep, A8: int32 words a row a step")
@@ -276,6 +282,8 @@ def main() -> int:
                     (256, 128, 128, 8, 3),
                     (128, 128, 64, 4, 4),
                 ]
+                if args.gemm_tiles:
+                    cands = [tuple(int(v) for v in t.split("x")) for t in args.gemm_tiles.split(",")]
                 sms = torch.cuda.get_device_properties(0).multi_processor_count
                 modes = [8 if mode == "A8" else None for mode in args.sweep_modes.split(",")]
                 for ab in modes:
@@ -286,10 +294,13 @@ def main() -> int:
                         for split_k in [int(v) for v in args.split_k.split(",")]:
                             if split_k > 1 and (tiles * split_k > 2 * sms or k // 4 // split_k < 2 * bkp):
                                 continue
-                            cfg = configs.GemmConfig(bm, bn, bkp, 8, warps, stages, split_k=split_k)
-                            configs.TUNED_GEMM[(key_gpu, "ternary", ab == 8, configs.m_bucket(m))] = cfg
-                            kmod._GEMM_FALLBACK.clear()
-                            sweep_point("gemm", n, k, m, x, ab, cfg, gemm_built, 5)
+                            for ws in [bool(int(v)) for v in args.warp_specialize.split(",")]:
+                                cfg = configs.GemmConfig(
+                                    bm, bn, bkp, 8, warps, stages, split_k=split_k, warp_specialize=ws
+                                )
+                                configs.TUNED_GEMM[(key_gpu, "ternary", ab == 8, configs.m_bucket(m))] = cfg
+                                kmod._GEMM_FALLBACK.clear()
+                                sweep_point("gemm", n, k, m, x, ab, cfg, gemm_built, 5)
                     configs.TUNED_GEMM.clear()
                 configs.TUNED_GEMM.clear()
         dense = tern = binw = None

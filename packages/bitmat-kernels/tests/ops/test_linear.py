@@ -229,6 +229,24 @@ def test_decode_quantization_fused_or_separate(triton_backend, monkeypatch, fuse
     assert_close_to_oracle(y[[0, 2]], ref[[0, 2]], torch.bfloat16)
 
 
+@pytest.mark.parametrize(("weight_bits", "activation_bits"), MODES)
+def test_gemm_warp_specialized_config_matches_oracle(triton_backend, monkeypatch, weight_bits, activation_bits):
+    """The sweep-only warp-specialization flag of the GEMM's K loop changes scheduling, never results."""
+    import bitmat_kernels.ops.linear.kernel as kernel
+    from bitmat_kernels.ops.linear.configs import GemmConfig
+
+    monkeypatch.setattr(
+        kernel, "gemm_config", lambda *a, **kw: GemmConfig(16, 32, 32, num_warps=4, num_stages=2, warp_specialize=True)
+    )
+    m, n, k = 5, 40, 260
+    gen = torch.Generator().manual_seed(12)
+    packed, scale = make_layer(n, k, weight_bits, per_channel=True, gen=gen)
+    x = torch.randn(m, k, generator=gen).to(torch.bfloat16)
+    fmt = "ternary" if weight_bits == 1.58 else "binary"
+    y = kernel.linear_triton(x, packed, scale, k, fmt, activation_bits, None, path="gemm")
+    assert_close_to_oracle(y, oracle(x, packed, scale, k, weight_bits, activation_bits, None), torch.bfloat16)
+
+
 @pytest.mark.parametrize("split_k", [2, 3])
 @pytest.mark.parametrize(("weight_bits", "activation_bits"), MODES)
 def test_gemm_split_k_matches_oracle(triton_backend, monkeypatch, split_k, weight_bits, activation_bits):

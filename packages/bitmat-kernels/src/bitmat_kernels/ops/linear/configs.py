@@ -41,6 +41,7 @@ class GemmConfig:
     num_stages: int = 3
     split_k: int = 1  # >1: K shared among programs (small M and N), partial sums reduced in order
     fast_cvt: bool = True  # weight-only: PTX byte permutes turn codes into bf16/fp16
+    warp_specialize: bool = False  # Triton's automatic warp specialization of the K loop (sweeps only so far)
 
 
 def m_bucket(m: int) -> int:

@@ -206,6 +206,7 @@ def _bitmat_gemm_kernel(
     HALF_IS_BF16: tl.constexpr = True,  # which 16-bit float FAST_CVT makes
     ws_ptr=None,  # [SPLIT_K, M, N] int32/float32 partial sums (SPLIT_K > 1)
     GDC: tl.constexpr = False,  # launched with programmatic dependent launch: wait for the quantizer's output
+    WARP_SPEC: tl.constexpr = False,  # Triton's automatic warp specialization of the K loop (an experiment)
 ):
     if GDC:
         tl.extra.cuda.gdc_wait()
@@ -237,7 +238,7 @@ def _bitmat_gemm_kernel(
         k_chunk = tl.cdiv(tl.cdiv(KP, SPLIT_K), BLOCK_KP) * BLOCK_KP
         j_start = pid_k * k_chunk
         j_end = tl.minimum(KP, j_start + k_chunk)
-    for j0 in range(j_start, j_end, BLOCK_KP):
+    for j0 in tl.range(j_start, j_end, BLOCK_KP, warp_specialize=WARP_SPEC):
         j = j0 + rj
         p = tl.load(w_ptr + rn[:, None] * KP + j[None, :], mask=(rn[:, None] < N) & (j[None, :] < j_end), other=0)
         for s in tl.static_range(8 // BITS):
@@ -490,6 +491,7 @@ def _launch_gemm(cfg: GemmConfig, args: tuple, x_dtype: torch.dtype, common: dic
         FAST_CVT=fast_cvt,
         ws_ptr=ws,
         GDC=pdl,
+        **({"WARP_SPEC": True} if cfg.warp_specialize else {}),
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
         **({"launch_pdl": True} if pdl else {}),
