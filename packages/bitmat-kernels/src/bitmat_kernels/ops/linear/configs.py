@@ -150,10 +150,6 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             split_k *= 2
     elif m > 256:
         bm, bn, bkp, warps, stages = 64, 256, 64, 8, 3  # best at M = 4096 on all 8 shapes of the v5 sweep
-        if a8 and 1024 < m <= 4096 and k <= 4096:
-            # 128 x 128 with 4 warps on K <= 4096 (H100 v11 sweep, M = 2048 / 4096: 28672x4096 -0.6% / -5.3%,
-            # 6144x4096 -1.9% / -3.7%, 4096x4096 -3.8% / -1.8%); longer K and M = 8192 stay on 64 x 256
-            bm, bn, bkp, warps, stages = 128, 128, 64, 4, 3
     else:
         # H100 sweep over 8 layer shapes (NOTES.md v5): the large tile wins where it makes enough
         # programs; layers with few output rows (N) get a smaller tile, and those whose K is much
