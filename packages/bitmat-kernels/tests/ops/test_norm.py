@@ -104,6 +104,8 @@ def test_quantized_is_checked():
         bk.bitmat_linear(y, packed, gamma, in_features=8, activation_bits=None, quantized=q)
     with pytest.raises(ValueError, match="does not match x of shape"):
         bk.bitmat_linear(y[:1], packed, gamma, in_features=8, quantized=q)
+    with pytest.raises(ValueError, match="contiguous, on x's device"):  # row sums the kernels cannot index
+        bk.bitmat_linear(y, packed, gamma, in_features=8, quantized=q._replace(row_sum=q.row_sum.repeat(2)[::2]))
     with pytest.raises(TypeError, match="QuantizedActivations"):
         bk.bitmat_linear(y, packed, gamma, in_features=8, quantized=(q.values, q.scale))
     # the reference path (CPU without the interpreter backend) computes the same from y

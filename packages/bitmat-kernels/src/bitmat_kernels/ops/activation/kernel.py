@@ -6,14 +6,13 @@ import torch
 import triton
 import triton.language as tl
 
-from ..quantize.kernel import nan_aware_max, num_warps_for, quantize_block, quantize_value, round_to, token_scales
+from ..quantize.kernel import nan_aware_max, num_warps_for, quantize_block, quantize_row, round_to, track_absmax
 
-# Rows longer than MAX_ONE_BLOCK go in chunks: h and its absmax, then the codes from h read back (REREAD) or
-# recomputed. H100, 2048 x 14336 (a Llama-3-8B prefill, halves of the fused gate/up product): the whole row in
-# registers (16 warps, one program an SM) 145 us; chunks of 2048 re-read 95 us, recomputed 137; chunks of 1024 /
-# 4096 / 8192 re-read 101 / 121 / 170 us (all bit-identical).
+# Rows longer than MAX_ONE_BLOCK go in chunks: h and its absmax, then the codes from h read back. H100, 2048 x
+# 14336 (a Llama-3-8B prefill, halves of the fused gate/up product): the whole row in registers (16 warps, one
+# program an SM) 145 us; chunks of 2048 read back 95 us, recomputed from gate and up 137; chunks of 1024 / 4096 /
+# 8192 read back 101 / 121 / 170 us (all bit-identical; NOTES.md v11).
 MAX_ONE_BLOCK = 2048
-REREAD = True
 
 
 @triton.jit
@@ -40,7 +39,6 @@ def _silu_mul_quantize_kernel(
     quant_eps,
     BLOCK_N: tl.constexpr,
     ONE_BLOCK: tl.constexpr,
-    REREAD: tl.constexpr = False,  # second pass reads h back (after a barrier) instead of recomputing it
 ):
     row = tl.program_id(0).to(tl.int64)
     g_row, u_row = g_ptr + row * g_stride, u_ptr + row * u_stride
@@ -49,34 +47,23 @@ def _silu_mul_quantize_kernel(
         offs = tl.arange(0, BLOCK_N)
         h = _silu_mul(g_row, u_row, offs, N, out_dtype)
         tl.store(h_ptr + row * N + offs, h, mask=offs < N)
-        total, scale = quantize_block(h.to(tl.float32), quant_eps)
-        tl.store(hq_ptr + row * N + offs, total.to(tl.int8), mask=offs < N)
+        q, scale = quantize_block(h.to(tl.float32), quant_eps)
+        tl.store(hq_ptr + row * N + offs, q.to(tl.int8), mask=offs < N)
+        total = tl.sum(q, axis=0)
     else:
-        # two passes: h and its absmax; then the codes, from h read back (still in L2; the barrier makes every
-        # thread's stores visible to the others) or recomputed from gate and up
+        # two passes: h and its absmax; then the codes, from h read back (still in L2) after a barrier that makes
+        # every thread's stores visible to the others
         amax = tl.zeros((BLOCK_N,), dtype=tl.float32)
         nan_seen = tl.zeros((BLOCK_N,), dtype=tl.int32)
         for n0 in range(0, N, BLOCK_N):
             offs = n0 + tl.arange(0, BLOCK_N)
             h = _silu_mul(g_row, u_row, offs, N, out_dtype)
             tl.store(h_ptr + row * N + offs, h, mask=offs < N)
-            hf = h.to(tl.float32)
-            nan_seen = tl.maximum(nan_seen, (hf != hf).to(tl.int32))
-            amax = tl.maximum(amax, tl.abs(hf))
-        finite, s, scale = token_scales(nan_aware_max(amax, nan_seen), quant_eps)
-        total = tl.zeros((BLOCK_N,), dtype=tl.int32)
-        if REREAD:
-            tl.debug_barrier()
-        for n0 in range(0, N, BLOCK_N):
-            offs = n0 + tl.arange(0, BLOCK_N)
-            if REREAD:
-                hf = tl.load(h_ptr + row * N + offs, mask=offs < N, other=0.0).to(tl.float32)
-            else:
-                hf = _silu_mul(g_row, u_row, offs, N, out_dtype).to(tl.float32)
-            q = tl.where(finite, quantize_value(hf, s), 0.0).to(tl.int32)
-            total += q
-            tl.store(hq_ptr + row * N + offs, q.to(tl.int8), mask=offs < N)
-    tl.store(sum_ptr + row, tl.sum(total, axis=0))
+            amax, nan_seen = track_absmax(amax, nan_seen, h.to(tl.float32))
+        tl.debug_barrier()
+        absmax = nan_aware_max(amax, nan_seen)
+        total, scale = quantize_row(h_ptr + row * N, hq_ptr + row * N, N, absmax, quant_eps, BLOCK_N)
+    tl.store(sum_ptr + row, total)
     tl.store(scale_ptr + row, scale)
 
 
@@ -96,7 +83,7 @@ def silu_mul_quantize_triton(
         block = min(triton.next_power_of_2(max(n, 16)), MAX_ONE_BLOCK)
         _silu_mul_quantize_kernel[(m,)](
             g2, u2, h, hq, scale, row_sum, n, g2.stride(0), u2.stride(0), quant_eps,
-            BLOCK_N=block, ONE_BLOCK=n <= block, REREAD=REREAD, num_warps=num_warps_for(block),
+            BLOCK_N=block, ONE_BLOCK=n <= block, num_warps=num_warps_for(block),
         )  # fmt: skip
     shape = gate.shape
     return h.view(shape), hq.view(shape), scale.view(*shape[:-1], 1), row_sum

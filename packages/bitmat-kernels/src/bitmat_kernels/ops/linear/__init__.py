@@ -144,7 +144,7 @@ def _check_quantized(fn: str, q: object, x: torch.Tensor, activation_bits: int |
         q.values.dtype == torch.int8 and q.values.shape == x.shape
         and q.scale.dtype == torch.float32 and q.scale.shape == (*x.shape[:-1], 1)
         and q.row_sum.dtype == torch.int32 and q.row_sum.shape == (tokens,)
-        and q.values.device == x.device and q.values.is_contiguous() and q.scale.is_contiguous()
+        and all(t.device == x.device and t.is_contiguous() for t in (q.values, q.scale, q.row_sum))
     )  # fmt: skip
     if not ok:
         raise ValueError(

@@ -6,7 +6,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..quantize.kernel import nan_aware_max, num_warps_for, quantize_block, quantize_value, round_to, token_scales
+from ..quantize.kernel import nan_aware_max, num_warps_for, quantize_block, quantize_row, round_to, track_absmax
 
 MAX_ONE_BLOCK = 16384  # features a row held in registers at once (32 values a thread at most)
 
@@ -20,12 +20,6 @@ def _normalize(v, r, w_ptr, offs, K, out_dtype: tl.constexpr, HAS_WEIGHT: tl.con
         w = tl.load(w_ptr + offs, mask=offs < K, other=0.0)
         y = round_to(w.to(tl.float32) * y.to(tl.float32), out_dtype)
     return y
-
-
-@triton.jit
-def _load_normalized(x_row, r, w_ptr, offs, K, out_dtype: tl.constexpr, HAS_WEIGHT: tl.constexpr):
-    v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
-    return _normalize(v, r, w_ptr, offs, K, out_dtype, HAS_WEIGHT)
 
 
 @triton.jit
@@ -55,10 +49,10 @@ def _rms_norm_quantize_kernel(
         tl.store(y_ptr + row * K + offs, y, mask=offs < K)
         q, scale = quantize_block(y.to(tl.float32), quant_eps)
         tl.store(yq_ptr + row * K + offs, q.to(tl.int8), mask=offs < K)
-        total = q
+        total = tl.sum(q, axis=0)
     else:
-        # three passes over x (sum of squares; y and its absmax; codes): recomputing y costs a read of x, where
-        # re-reading the stored y would need a barrier between the threads that wrote and read it
+        # three passes: the sum of squares; y and its absmax; the codes, from y read back (still in L2) after a
+        # barrier that makes every thread's stores visible to the others
         acc = tl.zeros((BLOCK_K,), dtype=tl.float32)
         for k0 in range(0, K, BLOCK_K):
             offs = k0 + tl.arange(0, BLOCK_K)
@@ -69,20 +63,14 @@ def _rms_norm_quantize_kernel(
         nan_seen = tl.zeros((BLOCK_K,), dtype=tl.int32)
         for k0 in range(0, K, BLOCK_K):
             offs = k0 + tl.arange(0, BLOCK_K)
-            y = _load_normalized(x_row, r, w_ptr, offs, K, out_dtype, HAS_WEIGHT)
+            v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
+            y = _normalize(v, r, w_ptr, offs, K, out_dtype, HAS_WEIGHT)
             tl.store(y_ptr + row * K + offs, y, mask=offs < K)
-            yf = y.to(tl.float32)
-            nan_seen = tl.maximum(nan_seen, (yf != yf).to(tl.int32))
-            amax = tl.maximum(amax, tl.abs(yf))
-        finite, s, scale = token_scales(nan_aware_max(amax, nan_seen), quant_eps)
-        total = tl.zeros((BLOCK_K,), dtype=tl.int32)
-        for k0 in range(0, K, BLOCK_K):
-            offs = k0 + tl.arange(0, BLOCK_K)
-            yf = _load_normalized(x_row, r, w_ptr, offs, K, out_dtype, HAS_WEIGHT).to(tl.float32)
-            q = tl.where(finite, quantize_value(yf, s), 0.0).to(tl.int32)
-            total += q
-            tl.store(yq_ptr + row * K + offs, q.to(tl.int8), mask=offs < K)
-    tl.store(sum_ptr + row, tl.sum(total, axis=0))
+            amax, nan_seen = track_absmax(amax, nan_seen, y.to(tl.float32))
+        tl.debug_barrier()
+        absmax = nan_aware_max(amax, nan_seen)
+        total, scale = quantize_row(y_ptr + row * K, yq_ptr + row * K, K, absmax, quant_eps, BLOCK_K)
+    tl.store(sum_ptr + row, total)
     tl.store(scale_ptr + row, scale)
 
 

@@ -23,6 +23,12 @@ def nan_aware_max(amax, nan_seen):
 
 
 @triton.jit
+def track_absmax(amax, nan_seen, v):
+    """Per-lane running max |v| and NaN flags over a row's blocks (nan_aware_max reduces them)."""
+    return tl.maximum(amax, tl.abs(v)), tl.maximum(nan_seen, (v != v).to(tl.int32))
+
+
+@triton.jit
 def token_absmax(x_row_ptr, K, BLOCK_K: tl.constexpr):
     """max |x| over one row; NaN if any element is NaN."""
     amax = tl.zeros((BLOCK_K,), dtype=tl.float32)
@@ -30,8 +36,7 @@ def token_absmax(x_row_ptr, K, BLOCK_K: tl.constexpr):
     for k0 in range(0, K, BLOCK_K):
         offs = k0 + tl.arange(0, BLOCK_K)
         v = tl.load(x_row_ptr + offs, mask=offs < K, other=0.0).to(tl.float32)
-        nan_seen = tl.maximum(nan_seen, (v != v).to(tl.int32))
-        amax = tl.maximum(amax, tl.abs(v))
+        amax, nan_seen = track_absmax(amax, nan_seen, v)
     return nan_aware_max(amax, nan_seen)
 
 
@@ -62,6 +67,21 @@ def quantize_block(v, eps):
     second read of memory."""
     finite, s, scale = token_scales(nan_aware_max(tl.abs(v), (v != v).to(tl.int32)), eps)
     return tl.where(finite, quantize_value(v, s), 0.0).to(tl.int32), scale
+
+
+@triton.jit
+def quantize_row(src_row, dst_row, N, absmax, eps, BLOCK: tl.constexpr):
+    """The int8 codes of a token of max |x| = absmax, read from src_row block by block into dst_row; returns
+    (sum of the codes, scale). A row this program just stored needs a tl.debug_barrier() before."""
+    finite, s, scale = token_scales(absmax, eps)
+    total = tl.zeros((BLOCK,), dtype=tl.int32)
+    for n0 in range(0, N, BLOCK):
+        offs = n0 + tl.arange(0, BLOCK)
+        v = tl.load(src_row + offs, mask=offs < N, other=0.0).to(tl.float32)
+        q = tl.where(finite, quantize_value(v, s), 0.0).to(tl.int32)
+        total += q
+        tl.store(dst_row + offs, q.to(tl.int8), mask=offs < N)
+    return tl.sum(total, axis=0), scale
 
 
 @triton.jit
@@ -96,26 +116,18 @@ def _quantize_activations_kernel(
         tl.extra.cuda.gdc_launch_dependents()
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * K
-    total = tl.zeros((BLOCK_K,), dtype=tl.int32)
     if ONE_BLOCK:
         # the whole row in registers: one read of x, no second trip to memory (a decode step's
         # latency, where this kernel sits between a norm and the GEMV)
         offs = tl.arange(0, BLOCK_K)
         v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
         q, scale = quantize_block(v, eps)
-        total += q
         tl.store(xq_ptr + row * K + offs, q.to(tl.int8), mask=offs < K)
+        total = tl.sum(q, axis=0)
     else:
-        absmax = token_absmax(x_row, K, BLOCK_K)
-        finite, s, scale = token_scales(absmax, eps)
-        for k0 in range(0, K, BLOCK_K):
-            offs = k0 + tl.arange(0, BLOCK_K)
-            v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
-            q = tl.where(finite, quantize_value(v, s), 0.0).to(tl.int32)
-            total += q
-            tl.store(xq_ptr + row * K + offs, q.to(tl.int8), mask=offs < K)
+        total, scale = quantize_row(x_row, xq_ptr + row * K, K, token_absmax(x_row, K, BLOCK_K), eps, BLOCK_K)
     if WRITE_SUM:
-        tl.store(sum_ptr + row, tl.sum(total, axis=0))
+        tl.store(sum_ptr + row, total)
     tl.store(scale_ptr + row, scale)
 
 
