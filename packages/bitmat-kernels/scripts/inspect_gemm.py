@@ -50,11 +50,31 @@ def inspect(a8: bool, bm: int, bn: int, bkp: int, warps: int, stages: int, bits:
         SPLIT_K=1,
         FAST_CVT=True,
         HALF_IS_BF16=True,
-        ws_ptr=None,
+        GDC=False,
+        WARP_SPEC=False,
     )
     signature.update({name: "constexpr" for name in constants})
+    signature["ws_ptr"] = "*i32"  # a pointer argument (unused without split-K), not a constant
+    # The JIT specialises pointers (16-byte aligned) and sizes (multiples of 16) on alignment; without these
+    # hints the loads cannot be vectorised, so nothing is pipelined (cp.async) and the report misleads.
+    aligned = [
+        "x_ptr",
+        "x_scale_ptr",
+        "row_sum_ptr",
+        "w_ptr",
+        "w_scale_ptr",
+        "bias_ptr",
+        "y_ptr",
+        "N",
+        "K",
+        "KP",
+        "ws_ptr",
+    ]
     src = triton.compiler.ASTSource(
-        fn=kernel, signature=signature, constexprs={(kernel.arg_names.index(k),): v for k, v in constants.items()}
+        fn=kernel,
+        signature=signature,
+        constexprs={(kernel.arg_names.index(k),): v for k, v in constants.items()},
+        attrs={(kernel.arg_names.index(a),): [["tt.divisibility", 16]] for a in aligned},
     )
     compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages})
     cubin = Path("/tmp/bitmat_inspect.cubin")
@@ -63,12 +83,13 @@ def inspect(a8: bool, bm: int, bn: int, bkp: int, warps: int, stages: int, bits:
     regs = re.search(r"REG:(\d+)", usage)
     stack = re.search(r"STACK:(\d+)", usage)
     ptx = compiled.asm["ptx"]
+    waits = re.findall(r"wgmma.wait_group.sync.aligned (\d+)", ptx)
     shapes = sorted(set(re.findall(r"wgmma.mma_async.sync.aligned.(m[0-9]+n[0-9]+k[0-9]+)", ptx)))
     return (
         f"{'A8' if a8 else 'A16'} tile ({bm},{bn},{bkp}) warps {warps} stages {stages}: "
         f"regs {regs.group(1) if regs else '?'}, stack {stack.group(1) if stack else '?'} B, "
         f"shared {compiled.metadata.shared} B, cp.async {ptx.count('cp.async.cg') + ptx.count('cp.async.ca')}, "
-        f"TMA {ptx.count('cp.async.bulk')}, wgmma {shapes}"
+        f"TMA {ptx.count('cp.async.bulk')}, wgmma {shapes}, wgmma waits {waits}"
     )
 
 

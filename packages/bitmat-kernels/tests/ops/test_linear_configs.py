@@ -61,8 +61,18 @@ def test_gemm_tiles(gpu_rules):
         (256, 4096, 4096, 32, 128, 128, 1),  # under half a wave: the small tile
         (256, 28672, 4096, 64, 256, 64, 1),
         (128, 10240, 8192, 64, 256, 64, 1),  # the mid-size rule was measured at M = 256 only
+        (1024, 2560, 6912, 64, 128, 64, 1),  # M = 257-1024, small layers (v12): 64 tokens if 128 make too few
+        (1024, 4096, 14336, 128, 128, 64, 1),  # ... else 128 x 128 on 4 warps
+        (1024, 3840, 2560, 128, 128, 64, 1),
+        (1024, 8192, 8192, 64, 256, 64, 1),  # large layers keep the 64 x 256 tile
+        (2048, 4096, 4096, 64, 256, 64, 1),
     ],
 )
 def test_gemm_tiles_by_shape(gpu_rules, m, n, k, block_m, block_n, block_kp, split_k):
     cfg = configs.gemm_config(m, n, k, "ternary", True, gpu_rules)
     assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (block_m, block_n, block_kp, split_k)
+
+
+def test_mid_m_small_layer_rule_is_a8_only(gpu_rules):
+    weight_only = configs.gemm_config(1024, 2560, 6912, "ternary", False, gpu_rules, x_bytes=2)
+    assert (weight_only.block_m, weight_only.block_n) == (64, 256)

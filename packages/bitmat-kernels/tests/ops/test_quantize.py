@@ -116,9 +116,11 @@ def test_quantize_triton_is_bit_exact_with_reference(triton_backend):
     assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1])
 
 
-@pytest.mark.parametrize("k", [75, 16384 + 37])  # one block in registers / several blocks, two passes
+@pytest.mark.parametrize("k", [75, 28672, 32768 + 37])  # one read in registers (small, long) / two passes
 def test_quantize_kernel_paths_are_bit_exact_with_sums_and_nan(triton_backend, k):
-    from bitmat_kernels.ops.quantize.kernel import quantize_activations_triton
+    from bitmat_kernels.ops.quantize.kernel import MAX_ONE_READ, quantize_activations_triton
+
+    assert (k > MAX_ONE_READ) == (k == 32768 + 37)  # the parameters cover both paths
 
     x = torch.randn(3, k) * 5
     x[1, k // 2] = float("nan")
