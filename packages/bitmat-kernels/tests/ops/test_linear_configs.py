@@ -76,3 +76,19 @@ def test_gemm_tiles_by_shape(gpu_rules, m, n, k, block_m, block_n, block_kp, spl
 def test_mid_m_small_layer_rule_is_a8_only(gpu_rules):
     weight_only = configs.gemm_config(1024, 2560, 6912, "ternary", False, gpu_rules, x_bytes=2)
     assert (weight_only.block_m, weight_only.block_n) == (64, 256)
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "k", "x_bytes", "tile"),
+    [
+        (4, 28672, 4096, 2, (16, 128, 128, 8)),  # weight-only, a few tokens, tall layer (v12)
+        (16, 57344, 8192, 2, (16, 128, 128, 8)),
+        (4, 6144, 4096, 2, (16, 64, 256, 4)),  # small layer: longer K steps
+        (4, 14336, 4096, 2, (16, 64, 128, 4)),  # between the two: the GEMV-era tile (a tie in the sweep)
+        (4, 8192, 28672, 2, (16, 64, 256, 4)),  # K-heavy: the v9 rule (long K steps, split-K) unchanged
+        (4, 28672, 4096, 4, (16, 64, 128, 4)),  # fp32 activations: three bf16 dots, not measured
+    ],
+)
+def test_weight_only_few_token_tiles(gpu_rules, m, n, k, x_bytes, tile):
+    cfg = configs.gemm_config(m, n, k, "ternary", False, gpu_rules, x_bytes=x_bytes)
+    assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps) == tile
