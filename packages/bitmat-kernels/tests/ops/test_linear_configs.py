@@ -73,9 +73,11 @@ def test_gemm_tiles_by_shape(gpu_rules, m, n, k, block_m, block_n, block_kp, spl
     assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (block_m, block_n, block_kp, split_k)
 
 
-def test_mid_m_small_layer_rule_is_a8_only(gpu_rules):
+def test_mid_m_small_layer_rule_is_ternary_a8_only(gpu_rules):
     weight_only = configs.gemm_config(1024, 2560, 6912, "ternary", False, gpu_rules, x_bytes=2)
     assert (weight_only.block_m, weight_only.block_n) == (64, 256)
+    binary = configs.gemm_config(1024, 4096, 4096, "binary", True, gpu_rules)
+    assert (binary.block_m, binary.block_n) == (64, 256)
 
 
 @pytest.mark.parametrize(

@@ -154,10 +154,11 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             split_k *= 2
     elif m > 256:
         bm, bn, bkp, warps, stages = 64, 256, 64, 8, 3  # best at M = 4096 on all 8 shapes of the v5 sweep
-        if a8 and m <= 1024 and n * k < 64 * 2**20:
-            # Small and mid layers at M = 257-1024 (H100 sweep, NOTES.md v12): 128 x 128 tiles on 4 warps, or
-            # 64-token tiles where those make too few programs (2560-row BitNet layers: 2560x6912 60 -> 51 us,
-            # 4096x14336 122 -> 109 us, quantization included).
+        if a8 and fmt == "ternary" and m <= 1024 and n * k < 64 * 2**20:
+            # Small and mid ternary layers at M = 257-1024 (H100 sweep, NOTES.md v12): 128 x 128 tiles on 4 warps,
+            # or 64-token tiles where those make too few programs (2560-row BitNet layers: 2560x6912 60 -> 51 us,
+            # 4096x14336 122 -> 109 us, quantization included). Binary layers (8 slices a byte) lost 20-30% with
+            # these tiles in the v12 bench run and keep the large one.
             if triton.cdiv(m, 128) * triton.cdiv(n, 128) < 1.5 * sms:
                 bm, bn, bkp, warps, stages = 64, 128, 64, 4, 3
             else:
