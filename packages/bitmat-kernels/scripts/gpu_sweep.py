@@ -85,6 +85,7 @@ def main() -> int:
     ap.add_argument(
         "--gemm-tiles", default="", help="GEMM sweep: only these BMxBNxBKPxWARPSxSTAGES tiles, comma-separated"
     )
+    ap.add_argument("--sweep-format", default="ternary", choices=["ternary", "binary"], help="weights of the sweeps")
     ap.add_argument("--split-k", default="1,2,4", help="split-K factors tried while the tiles are fewer than 2x SMs")
     ap.add_argument("--decode-block-n", default="8,16,32", help="GEMV sweep: output rows per program")
     ap.add_argument("--decode-block-w-a8", default="64,128", help="GEMV sweep, A8: int32 words a row a step")
@@ -198,16 +199,19 @@ def main() -> int:
             if kmod._GEMM_FALLBACK:
                 raise RuntimeError("config did not build; the safe fallback ran")
 
+        sw_fmt = args.sweep_format
+        sw_w, sw_c, sw_scale = (tern, c_t, scale) if sw_fmt == "ternary" else (binw, c_b, bscale)
+
         def sweep_point(family, n, k, m, x, ab, cfg, check_built, replays):
             """One config: correct against the float64 oracle, bit-identical over 20 calls, then timed."""
             try:
-                ref = linear_reference(x, tern[0], scale, k, "ternary", ab, None, accumulate_dtype=torch.float64)
-                ys = [linear_triton(x, tern[0], scale, k, "ternary", ab, None) for _ in range(20)]
+                ref = linear_reference(x, sw_w[0], sw_scale, k, sw_fmt, ab, None, accumulate_dtype=torch.float64)
+                ys = [linear_triton(x, sw_w[0], sw_scale, k, sw_fmt, ab, None) for _ in range(20)]
                 check_built()
                 err = ((ys[0].double() - ref).norm() / ref.norm()).item()
                 repeat_equal = all(torch.equal(ys[0], y_) for y_ in ys[1:])
                 t = graph_time_us(
-                    lambda i: linear_triton(x, tern[i % c_t], scale, k, "ternary", ab, None), c_t, replays
+                    lambda i: linear_triton(x, sw_w[i % sw_c], sw_scale, k, sw_fmt, ab, None), sw_c, replays
                 )
             except Exception as e:  # a config that does not compile or fit
                 emit(
@@ -225,7 +229,7 @@ def main() -> int:
                 return
             emit(
                 dict(
-                    kind="sweep", family=family, n=n, k=k, m=m, a8=ab == 8, cfg=cfg.__dict__, us=t, err=err,
+                    kind="sweep", family=family, fmt=sw_fmt, n=n, k=k, m=m, a8=ab == 8, cfg=cfg.__dict__, us=t, err=err,
                     repeat_equal=repeat_equal,
                 )
             )  # fmt: skip
@@ -256,7 +260,7 @@ def main() -> int:
                     cfg = configs.DecodeConfig(
                         block_n=bn, block_w=bw_, num_warps=warps, num_stages=stages, fused_quant=fq
                     )
-                    configs.TUNED_DECODE[(key_gpu, "ternary", ab == 8, configs.m_bucket(m))] = cfg
+                    configs.TUNED_DECODE[(key_gpu, sw_fmt, ab == 8, configs.m_bucket(m))] = cfg
                     sweep_point("decode", n, k, m, x, ab, cfg, lambda: None, 7)
                 configs.TUNED_DECODE.clear()
         if "gemm" in args.sweep:
@@ -292,13 +296,14 @@ def main() -> int:
                             continue
                         tiles = -(-m // bm) * -(-n // bn)
                         for split_k in [int(v) for v in args.split_k.split(",")]:
-                            if split_k > 1 and (tiles * split_k > 2 * sms or k // 4 // split_k < 2 * bkp):
+                            kp = -(-k // (4 if sw_fmt == "ternary" else 8))
+                            if split_k > 1 and (tiles * split_k > 2 * sms or kp // split_k < 2 * bkp):
                                 continue
                             for ws in [bool(int(v)) for v in args.warp_specialize.split(",")]:
                                 cfg = configs.GemmConfig(
                                     bm, bn, bkp, 8, warps, stages, split_k=split_k, warp_specialize=ws
                                 )
-                                configs.TUNED_GEMM[(key_gpu, "ternary", ab == 8, configs.m_bucket(m))] = cfg
+                                configs.TUNED_GEMM[(key_gpu, sw_fmt, ab == 8, configs.m_bucket(m))] = cfg
                                 kmod._GEMM_FALLBACK.clear()
                                 sweep_point("gemm", n, k, m, x, ab, cfg, gemm_built, 5)
                     configs.TUNED_GEMM.clear()
