@@ -76,8 +76,26 @@ def test_gemm_tiles_by_shape(gpu_rules, m, n, k, block_m, block_n, block_kp, spl
 def test_mid_m_small_layer_rule_is_ternary_a8_only(gpu_rules):
     weight_only = configs.gemm_config(1024, 2560, 6912, "ternary", False, gpu_rules, x_bytes=2)
     assert (weight_only.block_m, weight_only.block_n) == (64, 256)
-    binary = configs.gemm_config(1024, 4096, 4096, "binary", True, gpu_rules)
-    assert (binary.block_m, binary.block_n) == (64, 256)
+    binary_large = configs.gemm_config(1024, 10240, 8192, "binary", True, gpu_rules)
+    assert (binary_large.block_m, binary_large.block_n) == (64, 256)
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "k", "block_m", "block_n"),
+    [
+        (256, 3840, 2560, 64, 64),  # binary A8 (v12): 64 rows a program where 128 under-fill the GPU
+        (256, 4096, 14336, 64, 64),
+        (256, 6144, 4096, 64, 128),
+        (256, 13824, 2560, 64, 128),
+        (1024, 2560, 6912, 64, 128),
+        (1024, 4096, 4096, 64, 128),
+        (4096, 4096, 4096, 64, 256),  # prefill sizes keep the large tile
+        (64, 4096, 4096, 16, 64),  # M <= 128: the general rules (not measured for binary)
+    ],
+)
+def test_binary_a8_mid_m_tiles(gpu_rules, m, n, k, block_m, block_n):
+    cfg = configs.gemm_config(m, n, k, "binary", True, gpu_rules)
+    assert (cfg.block_m, cfg.block_n, cfg.split_k) == (block_m, block_n, 1)
 
 
 @pytest.mark.parametrize(

@@ -133,6 +133,14 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
     sms = _sm_count(device)
     kp = -(-k // CODES_PER_BYTE[fmt])
     split_k = 1
+    if a8 and fmt == "binary" and 128 < m <= 1024 and n * k < 64 * 2**20:
+        # Binary A8 on small and mid layers (8 slices a byte; H100 sweep, NOTES.md v12): 64-token tiles, 64 rows
+        # a program where 128 would leave the GPU under-filled at M <= 256 (3840x2560 M=256 17.3 -> 11.6 us,
+        # 4096x4096 20.4 -> 14.7, 2560x6912 M=1024 70 -> 61).
+        few = m <= 256 and triton.cdiv(m, 64) * triton.cdiv(n, 128) < 1.4 * sms
+        bm, bn, bkp, warps, stages = (64, 64, 64, 4, 3) if few else (64, 128, 64, 4, 3)
+        stages = _stages_that_fit(bm, bn, bkp, fmt, 1, stages, device)
+        return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages)
     if m <= 32:
         # Best of the H200 sweep on 28672x4096 (NOTES.md v3); weights are the wide (BLOCK_N) side.
         bm, bn, bkp, warps, stages = (16, 64, 128, 4, 4) if m <= 16 else (32, 128, 64, 4, 4)
