@@ -205,13 +205,15 @@ def main() -> int:
         def sweep_point(family, n, k, m, x, ab, cfg, check_built, replays):
             """One config: correct against the float64 oracle, bit-identical over 20 calls, then timed."""
             try:
+                # the family's kernel, even where auto would dequantize (weight-only at larger M)
+                path = "gemm" if family == "gemm" else "auto"
                 ref = linear_reference(x, sw_w[0], sw_scale, k, sw_fmt, ab, None, accumulate_dtype=torch.float64)
-                ys = [linear_triton(x, sw_w[0], sw_scale, k, sw_fmt, ab, None) for _ in range(20)]
+                ys = [linear_triton(x, sw_w[0], sw_scale, k, sw_fmt, ab, None, path=path) for _ in range(20)]
                 check_built()
                 err = ((ys[0].double() - ref).norm() / ref.norm()).item()
                 repeat_equal = all(torch.equal(ys[0], y_) for y_ in ys[1:])
                 t = graph_time_us(
-                    lambda i: linear_triton(x, sw_w[i % sw_c], sw_scale, k, sw_fmt, ab, None), sw_c, replays
+                    lambda i: linear_triton(x, sw_w[i % sw_c], sw_scale, k, sw_fmt, ab, None, path=path), sw_c, replays
                 )
             except Exception as e:  # a config that does not compile or fit
                 emit(
