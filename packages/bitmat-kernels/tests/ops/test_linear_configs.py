@@ -112,3 +112,20 @@ def test_binary_a8_mid_m_tiles(gpu_rules, m, n, k, block_m, block_n):
 def test_weight_only_few_token_tiles(gpu_rules, m, n, k, x_bytes, tile):
     cfg = configs.gemm_config(m, n, k, "ternary", False, gpu_rules, x_bytes=x_bytes)
     assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps) == tile
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "k", "tile", "split_k"),
+    [
+        (64, 28672, 4096, (64, 64, 64, 4), 1),  # weight-only, 33-64 tokens: 64 x 64 tiles (v12)
+        (64, 4096, 14336, (64, 64, 64, 4), 2),  # long rows on few programs: split along K
+        (64, 8192, 28672, (64, 64, 64, 4), 1),
+        (256, 57344, 8192, (128, 128, 64, 8), 1),  # >= 1.5 waves of 128 x 128
+        (256, 8192, 8192, (128, 128, 64, 8), 1),  # half to one wave
+        (256, 10240, 8192, (64, 64, 64, 4), 1),  # one to one and a half waves: the small tile fills them
+        (128, 4096, 4096, (64, 64, 64, 4), 1),  # under half the SMs
+    ],
+)
+def test_weight_only_mid_m_tiles(gpu_rules, m, n, k, tile, split_k):
+    cfg = configs.gemm_config(m, n, k, "ternary", False, gpu_rules, x_bytes=2)
+    assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps) == tile and cfg.split_k == split_k

@@ -141,6 +141,23 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         bm, bn, bkp, warps, stages = (64, 64, 64, 4, 3) if few else (64, 128, 64, 4, 3)
         stages = _stages_that_fit(bm, bn, bkp, fmt, 1, stages, device)
         return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages)
+    if not a8 and x_bytes == 2 and fmt == "ternary" and 32 < m <= 256:
+        # Weight-only (bf16/fp16 activations), 33-256 tokens (H100 sweep, NOTES.md v12): 64 x 64 tiles at M <= 64
+        # (28672x4096 M=64 85 -> 53 us, 8192x28672 211 -> 101), split in two along K for long rows on few
+        # programs; above, 128 x 128 on 8 warps unless that leaves one to one and a half waves or fewer than half
+        # the SMs busy (57344x8192 M=256 703 -> 549 us, 10240x8192 205 -> 113).
+        if m <= 64:
+            bm, bn, bkp, warps, stages = 64, 64, 64, 4, 3
+            if k >= 2.5 * n and triton.cdiv(m, 64) * triton.cdiv(n, 64) < sms // 2:
+                split_k = 2
+        else:
+            programs = triton.cdiv(m, 128) * triton.cdiv(n, 128)
+            if programs >= 1.5 * sms or sms // 2 <= programs <= sms:
+                bm, bn, bkp, warps, stages = 128, 128, 64, 8, 3
+            else:
+                bm, bn, bkp, warps, stages = 64, 64, 64, 4, 3
+        stages = _stages_that_fit(bm, bn, bkp, fmt, x_bytes, stages, device)
+        return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k)
     if m <= 32:
         # Best of the H200 sweep on 28672x4096 (NOTES.md v3); weights are the wide (BLOCK_N) side.
         bm, bn, bkp, warps, stages = (16, 64, 128, 4, 4) if m <= 16 else (32, 128, 64, 4, 4)
