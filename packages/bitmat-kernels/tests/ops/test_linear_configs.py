@@ -107,6 +107,9 @@ def test_binary_a8_mid_m_tiles(gpu_rules, m, n, k, block_m, block_n):
         (4, 14336, 4096, 2, (16, 64, 128, 4)),  # between the two: the GEMV-era tile (a tie in the sweep)
         (4, 8192, 28672, 2, (16, 64, 256, 4)),  # K-heavy: the v9 rule (long K steps, split-K) unchanged
         (4, 28672, 4096, 4, (16, 64, 128, 4)),  # fp32 activations: three bf16 dots, not measured
+        (32, 57344, 8192, 2, (32, 64, 64, 4)),  # 17-32 tokens: 32 x 64 tiles
+        (32, 4096, 4096, 2, (16, 64, 256, 4)),  # ... or long K steps on small layers
+        (32, 4096, 14336, 2, (32, 64, 64, 4)),  # K-heavy: the general rule (narrowed, split along K)
     ],
 )
 def test_weight_only_few_token_tiles(gpu_rules, m, n, k, x_bytes, tile):

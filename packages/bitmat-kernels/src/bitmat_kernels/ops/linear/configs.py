@@ -161,10 +161,15 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
     if m <= 32:
         # Best of the H200 sweep on 28672x4096 (NOTES.md v3); weights are the wide (BLOCK_N) side.
         bm, bn, bkp, warps, stages = (16, 64, 128, 4, 4) if m <= 16 else (32, 128, 64, 4, 4)
-        if not a8 and x_bytes == 2 and fmt == "ternary" and m <= 16 and k < 2.5 * n and (n <= 8192 or n >= 16384):
-            # weight-only, 2-16 tokens (H100 sweep, NOTES.md v12): longer K steps on small layers, 128-row tiles on
-            # 8 warps on tall ones (28672x4096 M=4 40 -> 33 us, 57344x8192 128 -> 109, 6144x4096 19 -> 13)
-            bm, bn, bkp, warps, stages = (16, 64, 256, 4, 3) if n <= 8192 else (16, 128, 128, 8, 3)
+        if not a8 and x_bytes == 2 and fmt == "ternary" and k < 2.5 * n:
+            # weight-only (H100 sweeps, NOTES.md v12). 2-16 tokens: longer K steps on small layers, 128-row tiles on
+            # 8 warps on tall ones (28672x4096 M=4 40 -> 33 us, 57344x8192 128 -> 109, 6144x4096 19 -> 13).
+            # 17-32 tokens: 32 x 64 tiles, or 16-token ones with long K steps on small layers (57344x8192 M=32
+            # 155 -> 113 us, 4096x4096 18 -> 16).
+            if m <= 16 and (n <= 8192 or n >= 16384):
+                bm, bn, bkp, warps, stages = (16, 64, 256, 4, 3) if n <= 8192 else (16, 128, 128, 8, 3)
+            elif m > 16:
+                bm, bn, bkp, warps, stages = (32, 64, 64, 4, 3) if n >= 6144 else (16, 64, 256, 4, 3)
         # Fill the GPU: narrower weight tiles, then split-K, while the tiles are fewer than the SMs
         # (H200, NOTES.md v4: a gain on every shape).
         while bn > 64 and triton.cdiv(m, bm) * triton.cdiv(n, bn) < sms:
