@@ -9,7 +9,8 @@ from bitmat_kernels.ops.linear.reference import linear_reference
 
 pytestmark = pytest.mark.gpu
 
-SHAPES = [(4096, 4096), (3840, 2560), (2560, 6912), (1000, 1000), (1024, 1000)]  # (N, K); odd ones too
+# (N, K): odd ones too, and a tall layer for the launch rules that depend on N (NOTES.md v12)
+SHAPES = [(4096, 4096), (3840, 2560), (2560, 6912), (1000, 1000), (1024, 1000), (16384, 1024)]
 MODES = [(1.58, 8), (1.58, None), (1, 8), (1, None)]
 
 
@@ -25,7 +26,7 @@ def rel_err(y, ref):
 
 @pytest.mark.parametrize(("n", "k"), SHAPES)
 @pytest.mark.parametrize(("weight_bits", "activation_bits"), MODES)
-@pytest.mark.parametrize("m", [1, 3, 4, 16, 100, 1024])
+@pytest.mark.parametrize("m", [1, 3, 4, 16, 32, 64, 100, 256, 1024])  # every M bucket of configs.gemm_config
 def test_linear_real_sizes(n, k, weight_bits, activation_bits, m):
     packed, scale = layer(n, k, weight_bits, per_channel=(m == 3))
     x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
