@@ -105,7 +105,7 @@ def test_binary_a8_mid_m_tiles(gpu_rules, m, n, k, block_m, block_n):
         (16, 57344, 8192, 2, (16, 128, 128, 8)),
         (4, 6144, 4096, 2, (16, 64, 256, 4)),  # small layer: longer K steps
         (4, 14336, 4096, 2, (16, 64, 128, 4)),  # between the two: the GEMV-era tile (a tie in the sweep)
-        (4, 8192, 28672, 2, (16, 64, 256, 4)),  # K-heavy: the v9 rule (long K steps, split-K) unchanged
+        (4, 8192, 28672, 2, (16, 64, 256, 4)),  # K-heavy: long K steps (v9), unsplit for weight-only on tall layers
         (4, 28672, 4096, 4, (16, 64, 128, 4)),  # fp32 activations: three bf16 dots, not measured
         (32, 57344, 8192, 2, (32, 64, 64, 4)),  # 17-32 tokens: 32 x 64 tiles
         (32, 4096, 4096, 2, (16, 64, 256, 4)),  # ... or long K steps on small layers
@@ -132,3 +132,13 @@ def test_weight_only_few_token_tiles(gpu_rules, m, n, k, x_bytes, tile):
 def test_weight_only_mid_m_tiles(gpu_rules, m, n, k, tile, split_k):
     cfg = configs.gemm_config(m, n, k, "ternary", False, gpu_rules, x_bytes=2)
     assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps) == tile and cfg.split_k == split_k
+
+
+def test_weight_only_one_token_gemm_on_tall_long_rows(gpu_rules):
+    assert configs.weight_only_gemm_at_one_token(8192, 28672, "ternary", 2)
+    assert not configs.weight_only_gemm_at_one_token(4096, 14336, "ternary", 2)  # the GEMV is faster there
+    assert not configs.weight_only_gemm_at_one_token(8192, 28672, "ternary", 4)  # fp32 activations: not measured
+    cfg = configs.gemm_config(1, 8192, 28672, "ternary", False, gpu_rules, x_bytes=2)
+    assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (16, 64, 256, 1)
+    a8 = configs.gemm_config(4, 8192, 28672, "ternary", True, gpu_rules)
+    assert a8.split_k == 2  # A8 keeps its split-K (v9)

@@ -92,6 +92,13 @@ def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.devi
     return DecodeConfig(block_n=bn, block_w=bw, num_warps=4, num_stages=1, fused_quant=False)
 
 
+def weight_only_gemm_at_one_token(n: int, k: int, fmt: str, x_bytes: int) -> bool:
+    """Whether one weight-only token runs the tensor-core GEMM instead of the CUDA-core GEMV: tall layers with rows
+    much longer than the layer is tall (a Llama-70B down projection). H100 (NOTES.md v12): 8192x28672 56 against
+    74 us; on 4096x14336 the GEMV stays faster (17 against 22 us)."""
+    return fmt == "ternary" and x_bytes == 2 and n >= 8192 and k >= 2.5 * n
+
+
 def dequant_min_m(n: int, k: int) -> int:
     """Tokens from which weight-only matmuls dequantize the weight and call cuBLAS (kernel.linear_triton).
 
@@ -180,6 +187,8 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             # rows much longer than the layer is tall (down projections): longer K steps and up to two waves
             # of split-K programs (H100, NOTES.md v9: 8192x28672 M=16 48 -> 38 us, 4096x14336 17 -> 14 us)
             bkp, stages, waves, min_steps = 256, 3, 2, 2
+            if not a8 and weight_only_gemm_at_one_token(n, k, fmt, x_bytes):
+                waves = 0  # weight-only on tall ones: no split (v12: 8192x28672 M=4 60 -> 56 us)
         while tiles * split_k * 2 <= waves * sms and kp // (split_k * 2) >= min_steps * bkp and split_k < 8:
             split_k *= 2
     elif m > 256:

@@ -38,7 +38,15 @@ from ...backend import interpreter_enabled
 from ...formats import BITS_PER_CODE
 from ..pack.kernel import unpack_triton
 from ..quantize.kernel import quantize_activations_triton, quantize_value, token_absmax, token_scales
-from .configs import DECODE_MAX_M, SAFE_GEMM, GemmConfig, decode_config, dequant_min_m, gemm_config
+from .configs import (
+    DECODE_MAX_M,
+    SAFE_GEMM,
+    GemmConfig,
+    decode_config,
+    dequant_min_m,
+    gemm_config,
+    weight_only_gemm_at_one_token,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -573,7 +581,8 @@ def linear_triton(
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")
         w = unpack_triton(packed, k, fmt, scale=w_scale, dtype=x.dtype)
         return torch.nn.functional.linear(x, w, bias).reshape(*x.shape[:-1], n)
-    use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8))
+    one_token_gemm = not a8 and m == 1 and weight_only_gemm_at_one_token(n, k, fmt, x.element_size())
+    use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8) and not one_token_gemm)
     if use_decode:
         if not _decode_ok(m, k, packed, a8):
             raise ValueError(f"decode path needs 0 < M <= {DECODE_MAX_M} (and K % 16 == 0 for A8), got M={m}, K={k}")
