@@ -135,9 +135,9 @@ def test_weight_only_mid_m_tiles(gpu_rules, m, n, k, tile, split_k):
 
 
 def test_weight_only_one_token_gemm_on_tall_long_rows(gpu_rules):
-    assert configs.weight_only_gemm_at_one_token(8192, 28672, "ternary", 2)
-    assert not configs.weight_only_gemm_at_one_token(4096, 14336, "ternary", 2)  # the GEMV is faster there
-    assert not configs.weight_only_gemm_at_one_token(8192, 28672, "ternary", 4)  # fp32 activations: not measured
+    assert configs.weight_only_tall_long_rows(8192, 28672, "ternary", 2)
+    assert not configs.weight_only_tall_long_rows(4096, 14336, "ternary", 2)  # the GEMV is faster there
+    assert not configs.weight_only_tall_long_rows(8192, 28672, "ternary", 4)  # fp32 activations: not measured
     cfg = configs.gemm_config(1, 8192, 28672, "ternary", False, gpu_rules, x_bytes=2)
     assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (16, 64, 256, 1)
     a8 = configs.gemm_config(4, 8192, 28672, "ternary", True, gpu_rules)

@@ -92,11 +92,17 @@ def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.devi
     return DecodeConfig(block_n=bn, block_w=bw, num_warps=4, num_stages=1, fused_quant=False)
 
 
-def weight_only_gemm_at_one_token(n: int, k: int, fmt: str, x_bytes: int) -> bool:
-    """Whether one weight-only token runs the tensor-core GEMM instead of the CUDA-core GEMV: tall layers with rows
-    much longer than the layer is tall (a Llama-70B down projection). H100 (NOTES.md v12): 8192x28672 56 against
-    74 us; on 4096x14336 the GEMV stays faster (17 against 22 us)."""
-    return fmt == "ternary" and x_bytes == 2 and n >= 8192 and k >= 2.5 * n
+def _measured_weight_only(a8: bool, fmt: str, x_bytes: int) -> bool:
+    """The weight-only case the v12 sweeps measured: ternary codes, bf16/fp16 activations (fp32 ones take three bf16
+    dots and binary ones eight slices a byte, neither swept)."""
+    return not a8 and fmt == "ternary" and x_bytes == 2
+
+
+def weight_only_tall_long_rows(n: int, k: int, fmt: str, x_bytes: int) -> bool:
+    """Weight-only on a tall layer whose rows are much longer than it is tall (a Llama-70B down projection): one
+    token runs the tensor-core GEMM instead of the CUDA-core GEMV, and up to 16 are not split along K. H100 (NOTES.md
+    v12): 8192x28672 M=1 56 against 74 us, M=4 56 against 60; on 4096x14336 the GEMV stays faster (17 against 22)."""
+    return _measured_weight_only(False, fmt, x_bytes) and n >= 8192 and k >= 2.5 * n
 
 
 def dequant_min_m(n: int, k: int) -> int:
@@ -148,7 +154,7 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         bm, bn, bkp, warps, stages = (64, 64, 64, 4, 3) if few else (64, 128, 64, 4, 3)
         stages = _stages_that_fit(bm, bn, bkp, fmt, 1, stages, device)
         return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages)
-    if not a8 and x_bytes == 2 and fmt == "ternary" and 32 < m <= 256:
+    if _measured_weight_only(a8, fmt, x_bytes) and 32 < m <= 256:
         # Weight-only (bf16/fp16 activations), 33-256 tokens (H100 sweep, NOTES.md v12): 64 x 64 tiles at M <= 64
         # (28672x4096 M=64 85 -> 53 us, 8192x28672 211 -> 101), split in two along K for long rows on few
         # programs; above, 128 x 128 on 8 warps unless that leaves one to one and a half waves or fewer than half
@@ -168,7 +174,7 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
     if m <= 32:
         # Best of the H200 sweep on 28672x4096 (NOTES.md v3); weights are the wide (BLOCK_N) side.
         bm, bn, bkp, warps, stages = (16, 64, 128, 4, 4) if m <= 16 else (32, 128, 64, 4, 4)
-        if not a8 and x_bytes == 2 and fmt == "ternary" and k < 2.5 * n:
+        if _measured_weight_only(a8, fmt, x_bytes) and k < 2.5 * n:
             # weight-only (H100 sweeps, NOTES.md v12). 2-16 tokens: longer K steps on small layers, 128-row tiles on
             # 8 warps on tall ones (28672x4096 M=4 40 -> 33 us, 57344x8192 128 -> 109, 6144x4096 19 -> 13).
             # 17-32 tokens: 32 x 64 tiles, or 16-token ones with long K steps on small layers (57344x8192 M=32
@@ -187,8 +193,8 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             # rows much longer than the layer is tall (down projections): longer K steps and up to two waves
             # of split-K programs (H100, NOTES.md v9: 8192x28672 M=16 48 -> 38 us, 4096x14336 17 -> 14 us)
             bkp, stages, waves, min_steps = 256, 3, 2, 2
-            if not a8 and weight_only_gemm_at_one_token(n, k, fmt, x_bytes):
-                waves = 0  # weight-only on tall ones: no split (v12: 8192x28672 M=4 60 -> 56 us)
+            if not a8 and weight_only_tall_long_rows(n, k, fmt, x_bytes):
+                waves = 0  # no split
         while tiles * split_k * 2 <= waves * sms and kp // (split_k * 2) >= min_steps * bkp and split_k < 8:
             split_k *= 2
     elif m > 256:

@@ -45,7 +45,7 @@ from .configs import (
     decode_config,
     dequant_min_m,
     gemm_config,
-    weight_only_gemm_at_one_token,
+    weight_only_tall_long_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -581,7 +581,7 @@ def linear_triton(
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")
         w = unpack_triton(packed, k, fmt, scale=w_scale, dtype=x.dtype)
         return torch.nn.functional.linear(x, w, bias).reshape(*x.shape[:-1], n)
-    one_token_gemm = not a8 and m == 1 and weight_only_gemm_at_one_token(n, k, fmt, x.element_size())
+    one_token_gemm = not a8 and m == 1 and weight_only_tall_long_rows(n, k, fmt, x.element_size())
     use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8) and not one_token_gemm)
     if use_decode:
         if not _decode_ok(m, k, packed, a8):
