@@ -201,6 +201,7 @@ def main() -> int:
 
         sw_fmt = args.sweep_format
         sw_w, sw_c, sw_scale = (tern, c_t, scale) if sw_fmt == "ternary" else (binw, c_b, bscale)
+        kp = sw_w[0].shape[1]  # packed bytes a row
 
         def sweep_point(family, n, k, m, x, ab, cfg, check_built, replays):
             """One config: correct against the float64 oracle, bit-identical over 20 calls, then timed."""
@@ -298,7 +299,6 @@ def main() -> int:
                             continue
                         tiles = -(-m // bm) * -(-n // bn)
                         for split_k in [int(v) for v in args.split_k.split(",")]:
-                            kp = -(-k // (4 if sw_fmt == "ternary" else 8))
                             if split_k > 1 and (tiles * split_k > 2 * sms or kp // split_k < 2 * bkp):
                                 continue
                             for ws in [bool(int(v)) for v in args.warp_specialize.split(",")]:

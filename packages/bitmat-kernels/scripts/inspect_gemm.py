@@ -57,19 +57,7 @@ def inspect(a8: bool, bm: int, bn: int, bkp: int, warps: int, stages: int, bits:
     signature["ws_ptr"] = "*i32"  # a pointer argument (unused without split-K), not a constant
     # The JIT specialises pointers (16-byte aligned) and sizes (multiples of 16) on alignment; without these
     # hints the loads cannot be vectorised, so nothing is pipelined (cp.async) and the report misleads.
-    aligned = [
-        "x_ptr",
-        "x_scale_ptr",
-        "row_sum_ptr",
-        "w_ptr",
-        "w_scale_ptr",
-        "bias_ptr",
-        "y_ptr",
-        "N",
-        "K",
-        "KP",
-        "ws_ptr",
-    ]
+    aligned = [p for p in PARAMS if p not in ("M", "w_scale_stride")] + ["ws_ptr"]
     src = triton.compiler.ASTSource(
         fn=kernel,
         signature=signature,
