@@ -91,6 +91,8 @@ def main() -> int:
     ap.add_argument("--decode-block-w-a8", default="64,128", help="GEMV sweep, A8: int32 words a row a step")
     ap.add_argument("--decode-block-w-a16", default="128,256", help="GEMV sweep, weight-only: bytes a row a step")
     ap.add_argument("--decode-stages", default="1,2", help="GEMV sweep: pipeline stages")
+    ap.add_argument("--decode-warps", default="4", help="GEMV sweep: warps a program")
+    ap.add_argument("--decode-max-registers", default="0", help="GEMV sweep, weight-only M=1: register caps (0: none)")
     ap.add_argument("--decode-fused", default="0", help="GEMV sweep, A8: 0 quantizer kernel, 1 quantized in the GEMV")
     ap.add_argument("--quantize-warps", default="", help="also time M=1 A8 calls with the quantizer at these warps")
     args = ap.parse_args()
@@ -207,7 +209,7 @@ def main() -> int:
             """One config: correct against the float64 oracle, bit-identical over 20 calls, then timed."""
             try:
                 # the family's kernel, even where auto would dequantize (weight-only at larger M)
-                path = "gemm" if family == "gemm" else "auto"
+                path = family if family in ("gemm", "decode") else "auto"
                 ref = linear_reference(x, sw_w[0], sw_scale, k, sw_fmt, ab, None, accumulate_dtype=torch.float64)
                 ys = [linear_triton(x, sw_w[0], sw_scale, k, sw_fmt, ab, None, path=path) for _ in range(20)]
                 check_built()
@@ -248,7 +250,7 @@ def main() -> int:
                 x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen)
                 modes = [8 if mode == "A8" else None for mode in args.sweep_modes.split(",")]
                 grid = [
-                    (ab, bn, bw_, 4, st, fq)
+                    (ab, bn, bw_, warps, st, fq, regs)
                     for ab in modes
                     for fq in sorted({v == "1" and ab == 8 for v in args.decode_fused.split(",")})
                     for bn in [int(v) for v in args.decode_block_n.split(",")]
@@ -256,12 +258,16 @@ def main() -> int:
                         int(v) for v in (args.decode_block_w_a8 if ab == 8 else args.decode_block_w_a16).split(",")
                     ]
                     for st in [int(v) for v in args.decode_stages.split(",")]
+                    for warps in [int(v) for v in args.decode_warps.split(",")]
+                    for regs in [int(v) for v in args.decode_max_registers.split(",")]
+                    # weight-only, one token: a step is one 16-byte load of bf16 activations a thread
+                    if ab == 8 or m > 1 or bw_ == 8 * 32 * warps
                 ]
-                for ab, bn, bw_, warps, stages, fq in grid:
+                for ab, bn, bw_, warps, stages, fq, regs in grid:
                     if bn * bw_ * max(m, 1) > 8192:  # register budget; larger tiles crash LLVM or spill
                         continue
                     cfg = configs.DecodeConfig(
-                        block_n=bn, block_w=bw_, num_warps=warps, num_stages=stages, fused_quant=fq
+                        block_n=bn, block_w=bw_, num_warps=warps, num_stages=stages, fused_quant=fq, max_registers=regs
                     )
                     configs.TUNED_DECODE[(key_gpu, sw_fmt, ab == 8, configs.m_bucket(m))] = cfg
                     sweep_point("decode", n, k, m, x, ab, cfg, lambda: None, 7)

@@ -215,7 +215,9 @@ def test_decode_quantization_fused_or_separate(triton_backend, monkeypatch, fuse
     import bitmat_kernels.ops.linear.kernel as kernel
     from bitmat_kernels.ops.linear.configs import DecodeConfig
 
-    monkeypatch.setattr(kernel, "decode_config", lambda *a: DecodeConfig(8, 16, num_stages=1, fused_quant=fused_quant))
+    monkeypatch.setattr(
+        kernel, "decode_config", lambda *a, **kw: DecodeConfig(8, 16, num_stages=1, fused_quant=fused_quant)
+    )
     monkeypatch.setattr(kernel, "DECODE_MAX_M", 4)
     m, n, k = 3, 21, 64
     gen = torch.Generator().manual_seed(5)

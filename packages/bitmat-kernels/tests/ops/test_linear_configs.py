@@ -30,10 +30,13 @@ def test_a8_gemv_tiles(gpu_rules, fmt, n, k, block_n, block_w):
     assert (cfg.block_n, cfg.block_w, cfg.fused_quant) == (block_n, block_w, False)
 
 
-@pytest.mark.parametrize(("n", "block_n", "block_w"), [(4096, 8, 512), (14336, 16, 256), (28672, 32, 256)])
-def test_weight_only_gemv_tiles(gpu_rules, n, block_n, block_w):
-    cfg = configs.decode_config(1, n, 4096, "ternary", False, gpu_rules)
-    assert (cfg.block_n, cfg.block_w) == (block_n, block_w)
+@pytest.mark.parametrize(("x_bytes", "block_w"), [(2, 256), (4, 128)])
+@pytest.mark.parametrize("n", [4096, 14336, 28672])
+def test_weight_only_gemv_tiles(gpu_rules, n, x_bytes, block_w):
+    """One warp, 8 rows; a step is one 16-byte load of activations a thread (the kernel's shared layout)."""
+    cfg = configs.decode_config(1, n, 4096, "ternary", False, gpu_rules, x_bytes=x_bytes)
+    assert (cfg.block_n, cfg.block_w, cfg.num_warps, cfg.num_stages) == (8, block_w, 1, 3)
+    assert cfg.block_w // (32 * cfg.num_warps) * x_bytes == 16
 
 
 def test_gemv_for_several_tokens_keeps_the_accumulator_in_registers(gpu_rules):
@@ -134,11 +137,11 @@ def test_weight_only_mid_m_tiles(gpu_rules, m, n, k, tile, split_k):
     assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps) == tile and cfg.split_k == split_k
 
 
-def test_weight_only_one_token_gemm_on_tall_long_rows(gpu_rules):
+def test_weight_only_tall_long_rows_are_not_split(gpu_rules):
     assert configs.weight_only_tall_long_rows(8192, 28672, "ternary", 2)
-    assert not configs.weight_only_tall_long_rows(4096, 14336, "ternary", 2)  # the GEMV is faster there
+    assert not configs.weight_only_tall_long_rows(4096, 14336, "ternary", 2)
     assert not configs.weight_only_tall_long_rows(8192, 28672, "ternary", 4)  # fp32 activations: not measured
-    cfg = configs.gemm_config(1, 8192, 28672, "ternary", False, gpu_rules, x_bytes=2)
+    cfg = configs.gemm_config(4, 8192, 28672, "ternary", False, gpu_rules, x_bytes=2)
     assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (16, 64, 256, 1)
     a8 = configs.gemm_config(4, 8192, 28672, "ternary", True, gpu_rules)
     assert a8.split_k == 2  # A8 keeps its split-K (v9)

@@ -87,7 +87,9 @@ def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=Fals
 
     patches = [
         mock.patch.object(kernel, name, Capture(getattr(kernel, name), launches))
-        for name in ("_bitmat_gemm_kernel", "_bitmat_gemv_kernel", "_split_k_finish_kernel")
+        for name in (
+            "_bitmat_gemm_kernel", "_bitmat_gemv_kernel", "_bitmat_gemv_weight_only_kernel", "_split_k_finish_kernel"
+        )
     ]
     patches += [
         mock.patch.object(kernel, "interpreter_enabled", lambda: False),  # the GPU settings (USE_PTX=True)

@@ -29,6 +29,7 @@ class DecodeConfig:
     num_warps: int = 4
     num_stages: int = 2
     fused_quant: bool = True  # A8: quantize activations inside the GEMV (one launch, not two)
+    max_registers: int = 0  # weight-only, one token: a per-thread register cap (more warps an SM), 0 for none
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ TUNED_DECODE: dict[tuple[str, str, bool, int], DecodeConfig] = {}
 TUNED_GEMM: dict[tuple[str, str, bool, int], GemmConfig] = {}
 
 
-def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device) -> DecodeConfig:
+def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device, x_bytes: int = 2) -> DecodeConfig:
     if interpreter_enabled():
         return DecodeConfig(block_n=8, block_w=16, num_stages=1)
     tuned = TUNED_DECODE.get((gpu_key(device), fmt, a8, m_bucket(m)))
@@ -84,6 +85,12 @@ def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.devi
             bn, bw = (4 if n <= 4096 else 16), 512
         else:
             bn, bw = (4, 256) if n <= 4096 else (8, 128) if n <= 8192 else (16, 128)
+    elif m == 1:
+        # Weight-only, one token (kernel._bitmat_gemv_weight_only_kernel): one warp, 8 rows, each thread one
+        # 16-byte load of activations and as many packed bytes of each row a step, 2 steps loaded ahead. Best or
+        # within 5% of best on all 9 layers of the H100 sweeps (NOTES.md v13; register caps, 2 warps, 4 rows, 4
+        # stages and a persistent grid all lost on the large layers).
+        return DecodeConfig(block_n=8, block_w=16 // x_bytes * 32, num_warps=1, num_stages=3, fused_quant=False)
     else:
         bn, bw = next((b for b in (32, 16) if -(-n // b) >= 512), 8), (512 if n <= 8192 else 256)
     # several tokens (path="decode" with M > 1) multiply the accumulator: keep it within the registers
@@ -99,9 +106,9 @@ def _measured_weight_only(a8: bool, fmt: str, x_bytes: int) -> bool:
 
 
 def weight_only_tall_long_rows(n: int, k: int, fmt: str, x_bytes: int) -> bool:
-    """Weight-only on a tall layer whose rows are much longer than it is tall (a Llama-70B down projection): one
-    token runs the tensor-core GEMM instead of the CUDA-core GEMV, and up to 16 are not split along K. H100 (NOTES.md
-    v12): 8192x28672 M=1 56 against 74 us, M=4 56 against 60; on 4096x14336 the GEMV stays faster (17 against 22)."""
+    """Weight-only on a tall layer whose rows are much longer than it is tall (a Llama-70B down projection): 2-16
+    tokens are not split along K. H100 (NOTES.md v12): 8192x28672 M=4 56 against 60 us. (One token ran the GEMM here
+    in v12; the v13 GEMV is faster: 36 against 57 us.)"""
     return _measured_weight_only(False, fmt, x_bytes) and n >= 8192 and k >= 2.5 * n
 
 

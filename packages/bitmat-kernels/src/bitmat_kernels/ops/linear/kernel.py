@@ -45,7 +45,6 @@ from .configs import (
     decode_config,
     dequant_min_m,
     gemm_config,
-    weight_only_tall_long_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -149,6 +148,54 @@ def stored_to_half(t, IS_BF16: tl.constexpr):
             True,
             4,
         )
+
+
+def _code_pair_as_floats_asm(bits: int, s: int) -> str:
+    """PTX for code_pair_as_floats: one shift brings byte b's codes of slices s + 1 and s (bits 8b + (s + 1) * bits
+    and 8b + s * bits) to bits 21 and 21 - bits; each is masked and OR-ed into 1.0."""
+    lines = ["{ .reg .b32 t;"]
+    for b in range(4):
+        shift = 21 - 8 * b - (s + 1) * bits
+        lines.append(f"shl.b32 t, $8, {shift};" if shift >= 0 else f"shr.u32 t, $8, {-shift};")
+        for out, low in ((b, 21), (4 + b, 21 - bits)):
+            mask = ((1 << bits) - 1) << low
+            lines.append(f"lop3.b32 ${out}, t, {mask}, 0x3f800000, 0xea;")  # (t & mask) | 1.0
+    return " ".join(lines) + " }"
+
+
+_CP2_0: tl.constexpr = tl.constexpr(_code_pair_as_floats_asm(2, 0))
+_CP2_2: tl.constexpr = tl.constexpr(_code_pair_as_floats_asm(2, 2))
+_CP1_0: tl.constexpr = tl.constexpr(_code_pair_as_floats_asm(1, 0))
+_CP1_2: tl.constexpr = tl.constexpr(_code_pair_as_floats_asm(1, 2))
+_CP1_4: tl.constexpr = tl.constexpr(_code_pair_as_floats_asm(1, 4))
+_CP1_6: tl.constexpr = tl.constexpr(_code_pair_as_floats_asm(1, 6))
+
+
+@triton.jit
+def code_pair_as_floats(p, s: tl.constexpr, BITS: tl.constexpr, USE_PTX: tl.constexpr):
+    """Stored codes of slices s + 1 and s (s even) of a uint8 tile p as two float32 tiles, 1 + t/4 and
+    1 + t/(4 * 2**BITS): each code placed in the top mantissa bits of 1.0. With PTX, one shift serves both codes
+    of a byte and four bytes share a register: 1.5 instructions a code."""
+    if not USE_PTX:
+        t = p.to(tl.int32) >> (s * BITS)
+        hi = ((t >> BITS) & ((1 << BITS) - 1)) << 21
+        lo = (t & ((1 << BITS) - 1)) << (21 - BITS)
+        return (hi | 0x3F800000).to(tl.float32, bitcast=True), (lo | 0x3F800000).to(tl.float32, bitcast=True)
+    if BITS == 2:
+        if s == 0:
+            asm: tl.constexpr = _CP2_0
+        else:
+            asm: tl.constexpr = _CP2_2
+    else:
+        if s == 0:
+            asm: tl.constexpr = _CP1_0
+        elif s == 2:
+            asm: tl.constexpr = _CP1_2
+        elif s == 4:
+            asm: tl.constexpr = _CP1_4
+        else:
+            asm: tl.constexpr = _CP1_6
+    return tl.inline_asm_elementwise(asm, "=r,=r,=r,=r,=r,=r,=r,=r,r", [p], (tl.float32, tl.float32), True, 4)
 
 
 @triton.jit
@@ -345,50 +392,31 @@ def _bitmat_gemv_kernel(
     rw = tl.arange(0, BLOCK_W)
     n_ok = rn[:, None] < N
     m_ok = rm[:, None] < M
-    if BLOCK_M == 1 and not FUSED_QUANT:
-        # One token: plain 2-D tiles (measured 25% faster than the 3-D form with a unit dimension).
-        if A8:
-            KW1 = KP // 4
-            KXW1 = K // 4
-            acc1 = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.int32)
-            xsum1 = tl.zeros((BLOCK_W,), dtype=tl.int32)
-            ones1 = tl.full((BLOCK_W,), 0x01010101, tl.int32)
-            for w0 in range(0, KW1, BLOCK_W):
-                wi = w0 + rw
-                words = tl.load(w_ptr + rn[:, None] * KW1 + wi[None, :], mask=n_ok & (wi[None, :] < KW1), other=0)
-                if GDC:
-                    # the weights above do not depend on the kernel before; the activations do (a no-op once
-                    # the quantizer has finished). Then a next kernel launched with PDL may start and wait.
-                    tl.extra.cuda.gdc_wait()
-                    tl.extra.cuda.gdc_launch_dependents()
-                for s in tl.static_range(8 // BITS):
-                    xi = s * KW1 + wi
-                    xw = tl.load(x_ptr + xi, mask=(wi < KW1) & (xi < KXW1), other=0)
-                    t = (words >> (s * BITS)) & (0x03030303 if BITS == 2 else 0x01010101)
-                    acc1 = dp4a(xw[None, :], t, acc1, USE_PTX)
-                    xsum1 = dp4a(xw, ones1, xsum1, USE_PTX)
-            row_sum1 = tl.sum(xsum1, axis=0)
-            total1 = tl.sum(acc1, axis=1)
-            x_scale1 = tl.load(x_scale_ptr)
-        else:
-            # Weight-only: a stored code c becomes the float 1 + c/4 by placing it in the top mantissa
-            # bits of 1.0 (a shift and one AND-OR per code, no int->float conversion, no subtraction);
-            # acc = sum x (1 + c/4), so sum x c = 4 (acc - sum x).
-            acc1 = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.float32)
-            xsum1 = tl.zeros((BLOCK_W,), dtype=tl.float32)
-            for j0 in range(0, KP, BLOCK_W):
-                j = j0 + rw
-                p1 = tl.load(w_ptr + rn[:, None] * KP + j[None, :], mask=n_ok & (j[None, :] < KP), other=0)
-                p1 = p1.to(tl.int32)
-                for s in tl.static_range(8 // BITS):
-                    k = s * KP + j
-                    xv1 = tl.load(x_ptr + k, mask=(j < KP) & (k < K), other=0.0).to(tl.float32)
-                    bits = ((p1 << (21 - s * BITS)) & (((1 << BITS) - 1) << 21)) | 0x3F800000
-                    acc1 += bits.to(tl.float32, bitcast=True) * xv1[None, :]
-                    xsum1 += xv1
-            row_sum1 = tl.sum(xsum1, axis=0)
-            total1 = 4.0 * (tl.sum(acc1, axis=1) - row_sum1)
-            x_scale1 = 1.0
+    if BLOCK_M == 1 and A8 and not FUSED_QUANT:
+        # One token: plain 2-D tiles (measured 25% faster than the 3-D form with a unit dimension). Weight-only
+        # one-token calls run _bitmat_gemv_weight_only_kernel.
+        KW1 = KP // 4
+        KXW1 = K // 4
+        acc1 = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.int32)
+        xsum1 = tl.zeros((BLOCK_W,), dtype=tl.int32)
+        ones1 = tl.full((BLOCK_W,), 0x01010101, tl.int32)
+        for w0 in range(0, KW1, BLOCK_W):
+            wi = w0 + rw
+            words = tl.load(w_ptr + rn[:, None] * KW1 + wi[None, :], mask=n_ok & (wi[None, :] < KW1), other=0)
+            if GDC:
+                # the weights above do not depend on the kernel before; the activations do (a no-op once
+                # the quantizer has finished). Then a next kernel launched with PDL may start and wait.
+                tl.extra.cuda.gdc_wait()
+                tl.extra.cuda.gdc_launch_dependents()
+            for s in tl.static_range(8 // BITS):
+                xi = s * KW1 + wi
+                xw = tl.load(x_ptr + xi, mask=(wi < KW1) & (xi < KXW1), other=0)
+                t = (words >> (s * BITS)) & (0x03030303 if BITS == 2 else 0x01010101)
+                acc1 = dp4a(xw[None, :], t, acc1, USE_PTX)
+                xsum1 = dp4a(xw, ones1, xsum1, USE_PTX)
+        row_sum1 = tl.sum(xsum1, axis=0)
+        total1 = tl.sum(acc1, axis=1)
+        x_scale1 = tl.load(x_scale_ptr)
         y1 = finish_output(total1, row_sum1, x_scale1, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
         tl.store(y_ptr + rn, y1.to(y_ptr.dtype.element_ty), mask=rn < N)
         return
@@ -467,6 +495,64 @@ def _bitmat_gemv_kernel(
         x_scale = 1.0
     y = finish_output(total, row_sum, x_scale, rn[None, :], N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
     tl.store(y_ptr + rm[:, None] * N + rn[None, :], y.to(y_ptr.dtype.element_ty), mask=m_ok & (rn[None, :] < N))
+
+
+
+@triton.jit
+def _bitmat_gemv_weight_only_kernel(
+    x_ptr,  # float [K]: one token
+    w_ptr,  # uint8 [N, KP]
+    w_scale_ptr,
+    bias_ptr,
+    y_ptr,  # [N]
+    N,
+    K,
+    KP,
+    w_scale_stride,
+    HAS_BIAS: tl.constexpr,
+    BITS: tl.constexpr,
+    USE_PTX: tl.constexpr,
+    BLOCK_N: tl.constexpr,  # output rows a tile
+    BLOCK_W: tl.constexpr,  # packed bytes a row a step
+    VEC: tl.constexpr,  # packed bytes a thread reads a row a step: one 16-byte load of activations
+    STAGES: tl.constexpr,  # steps of weights and activations loaded ahead (cp.async)
+):
+    """Weight-only, one token: y = (x . codes) * scale + bias on CUDA cores, for bf16/fp16/fp32 x.
+
+    A stored code t becomes the float 1 + t/4 by placing it in the top mantissa bits of 1.0 (no int->float
+    conversion), so sum x t = 4 (sum x (1 + t/4) - sum x). Two slices share a shift: the lower one lands 2**BITS
+    times lower, 1 + t/(4 * 2**BITS), and meets its activations times 2**BITS (exact). With four packed bytes a
+    register that is 2.5 instructions a weight with the FMA (NOTES.md v13).
+
+    Each thread reads VEC bytes of a row, VEC activations being one 16-byte load: weights and activations share a
+    layout, so the activations reach every row in registers (a shared-memory layout conversion cost barriers in
+    every step; a persistent grid walking tiles in one flat loop measured 20-25% slower, NOTES.md v13)."""
+    pid = tl.program_id(0)
+    rn = (pid * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
+    rw = tl.arange(0, BLOCK_W)
+    acc = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.float32)
+    xsum_hi = tl.zeros((1, BLOCK_W), dtype=tl.float32)
+    xsum_lo = tl.zeros((1, BLOCK_W), dtype=tl.float32)
+    for j0 in tl.range(0, KP, BLOCK_W, num_stages=STAGES):
+        j = tl.max_contiguous(tl.multiple_of(j0 + rw, VEC), VEC)
+        p = tl.load(w_ptr + rn[:, None] * KP + j[None, :], mask=(rn[:, None] < N) & (j[None, :] < KP), other=0)
+        for s in tl.static_range(0, 8 // BITS, 2):
+            k_lo = s * KP + j
+            k_hi = k_lo + KP
+            x_lo = tl.load(x_ptr + k_lo[None, :], mask=(j[None, :] < KP) & (k_lo[None, :] < K), other=0.0)
+            x_hi = tl.load(x_ptr + k_hi[None, :], mask=(j[None, :] < KP) & (k_hi[None, :] < K), other=0.0)
+            x_lo = x_lo.to(tl.float32)
+            x_hi = x_hi.to(tl.float32)
+            f_hi, f_lo = code_pair_as_floats(p, s, BITS, USE_PTX)
+            acc += f_hi * x_hi  # two statements: each one FMA
+            acc += f_lo * (x_lo * (1 << BITS))
+            xsum_hi += x_hi
+            xsum_lo += x_lo
+    sum_hi = tl.sum(tl.sum(xsum_hi, axis=1), axis=0)
+    sum_lo = tl.sum(tl.sum(xsum_lo, axis=1), axis=0)
+    x_t = 4.0 * (tl.sum(acc, axis=1) - (sum_hi + (1 << BITS) * sum_lo))  # sum x t
+    y = finish_output(x_t, sum_hi + sum_lo, 1.0, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
+    tl.store(y_ptr + rn, y.to(y_ptr.dtype.element_ty), mask=rn < N)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -581,12 +667,11 @@ def linear_triton(
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")
         w = unpack_triton(packed, k, fmt, scale=w_scale, dtype=x.dtype)
         return torch.nn.functional.linear(x, w, bias).reshape(*x.shape[:-1], n)
-    one_token_gemm = not a8 and m == 1 and weight_only_tall_long_rows(n, k, fmt, x.element_size())
-    use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8) and not one_token_gemm)
+    use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8))
     if use_decode:
         if not _decode_ok(m, k, packed, a8):
             raise ValueError(f"decode path needs 0 < M <= {DECODE_MAX_M} (and K % 16 == 0 for A8), got M={m}, K={k}")
-        cfg = decode_config(m, n, k, fmt, a8, x.device)
+        cfg = decode_config(m, n, k, fmt, a8, x.device, x_bytes=x.element_size())
         fused = a8 and cfg.fused_quant
         pdl = pdl and not fused and m == 1
         if a8 and not fused:
@@ -597,6 +682,28 @@ def linear_triton(
             x_arg = xq.view(torch.int32)
         else:
             x_arg, x_scale = x2, w_scale  # x_scale unused
+        if not a8 and m == 1:
+            _bitmat_gemv_weight_only_kernel[(triton.cdiv(n, cfg.block_n),)](
+                x2,
+                packed,
+                w_scale,
+                bias_arg,
+                y,
+                n,
+                k,
+                kp,
+                w_scale_stride,
+                HAS_BIAS=bias is not None,
+                BITS=bits,
+                USE_PTX=not interp,
+                BLOCK_N=cfg.block_n,
+                BLOCK_W=cfg.block_w,
+                VEC=max(1, cfg.block_w // (32 * cfg.num_warps)),
+                STAGES=cfg.num_stages,
+                num_warps=cfg.num_warps,
+                **({"maxnreg": cfg.max_registers} if cfg.max_registers else {}),
+            )
+            return y.reshape(*x.shape[:-1], n)
         _bitmat_gemv_kernel[(triton.cdiv(n, cfg.block_n),)](
             x_arg,
             x_scale,

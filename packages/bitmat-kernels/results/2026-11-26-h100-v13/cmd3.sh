@@ -1,0 +1,8 @@
+export PYTHONPATH=$(ls -d packages/*/src|tr '\n' ':')
+timeout 150 bash tools/gpu_tests.sh -n 6 packages/bitmat-kernels/tests/test_kernels_gpu.py -k "linear" > $OUT/tests3.txt 2>&1; tail -3 $OUT/tests3.txt
+S=4096x4096,6144x4096,28672x4096,4096x14336,10240x8192,57344x8192,8192x28672,2560x6912,3840x2560
+timeout 200 python3 packages/bitmat-kernels/scripts/gpu_sweep.py --out $OUT/sweep3.jsonl --shapes $S --batch 1 --impls A16W158 --sweep decode --sweep-shapes $S --sweep-batch 1 --sweep-modes A16 --decode-block-n 4,8,16 --decode-block-w-a16 256,512,1024 --decode-warps 1,2,4 --decode-stages 2,3,4 > $OUT/sweep3.txt 2>&1
+tail -1 $OUT/sweep3.txt
+S2=4096x4096,28672x4096,57344x8192,8192x28672,2560x6912
+timeout 120 python3 packages/bitmat-kernels/scripts/gpu_sweep.py --out $OUT/sweep3b.jsonl --shapes $S2 --batch 1 --impls A16W158 --sweep decode --sweep-shapes $S2 --sweep-batch 1 --sweep-modes A16 --sweep-format binary --decode-block-n 4,8,16 --decode-block-w-a16 256,512,1024 --decode-warps 1,2,4 --decode-stages 2,3 > $OUT/sweep3b.txt 2>&1
+tail -1 $OUT/sweep3b.txt
