@@ -87,9 +87,9 @@ def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.devi
             bn, bw = (4, 256) if n <= 4096 else (8, 128) if n <= 8192 else (16, 128)
     elif m == 1:
         # Weight-only, one token (kernel._bitmat_gemv_weight_only_kernel): one warp, 8 rows, each thread one
-        # 16-byte load of activations and as many packed bytes of each row a step, 2 steps loaded ahead. Best or
-        # within 5% of best on all 9 layers of the H100 sweeps (NOTES.md v13; register caps, 2 warps, 4 rows, 4
-        # stages and a persistent grid all lost on the large layers).
+        # 16-byte load of activations and as many packed bytes of each row a step, 2 steps loaded ahead. Best on 6
+        # of the 9 layers of the H100 sweeps and within 10% on the others (NOTES.md v13; register caps, 2 warps,
+        # 4 rows, 4 stages and a persistent grid all lost on the large layers).
         return DecodeConfig(block_n=8, block_w=16 // x_bytes * 32, num_warps=1, num_stages=3, fused_quant=False)
     else:
         bn, bw = next((b for b in (32, 16) if -(-n // b) >= 512), 8), (512 if n <= 8192 else 256)

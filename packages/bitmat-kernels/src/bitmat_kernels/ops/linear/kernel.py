@@ -9,8 +9,8 @@ so that unpacking is one shift and one mask, and fixes the offset once per outpu
 Two families, picked by M (tokens):
 * decode (M <= DECODE_MAX_M): memory-bound GEMV. A8 reads 4 packed bytes as one int32 word, turns
   each slice into 4 stored codes in one register (shift + mask) and multiplies them against 4 int8
-  activations with one dp4a; weight-only turns codes into fp32 with an exponent trick (no int->float
-  conversion) and uses FMAs.
+  activations with one dp4a. Weight-only (its own kernel) places codes under the mantissa of 1.0, two
+  codes a shift on four packed bytes a register (no int->float conversion), and uses FMAs.
 * prefill (larger M): tensor-core GEMM computing y^T = W x^T. A [BLOCK_N, BLOCK_KP] tile of bytes
   unpacks (inline PTX on 4 bytes a register) into int8 tiles of stored codes that meet contiguous
   [BLOCK_KP, BLOCK_M] tiles of activations in one tl.dot each: int8 x int8 -> int32 for A8,
