@@ -142,6 +142,7 @@ def main() -> int:
                 "A8W158": (tern, c_t, scale, "ternary", 8),
                 "A16W158": (tern, c_t, scale, "ternary", None),
                 "A8W1": (binw, c_b, bscale, "binary", 8),
+                "A16W1": (binw, c_b, bscale, "binary", None),
             }
             variants = {k_: v for k_, v in variants.items() if k_ in args.impls.split(",")}
             for name, (ws, c, sc, fmt, ab) in variants.items():
