@@ -145,3 +145,32 @@ def test_weight_only_tall_long_rows_are_not_split(gpu_rules):
     assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (16, 64, 256, 1)
     a8 = configs.gemm_config(4, 8192, 28672, "ternary", True, gpu_rules)
     assert a8.split_k == 2  # A8 keeps its split-K (v9)
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "k", "tile", "split_k"),
+    [  # the best of the v13 binary weight-only sweep at each point (H100, NOTES.md v13)
+        (4, 4096, 4096, (16, 128, 64, 4), 4),
+        (16, 28672, 4096, (16, 256, 64, 8), 2),
+        (4, 57344, 8192, (16, 256, 64, 8), 1),
+        (16, 8192, 28672, (16, 128, 64, 4), 4),
+        (4, 2560, 6912, (16, 128, 64, 4), 4),
+        (64, 4096, 4096, (64, 64, 128, 4), 2),
+        (64, 28672, 4096, (64, 128, 128, 4), 1),
+        (64, 57344, 8192, (64, 64, 128, 4), 1),
+        (64, 8192, 28672, (64, 128, 128, 4), 4),
+        (256, 28672, 4096, (128, 256, 32, 8), 1),
+        (256, 8192, 28672, (128, 256, 32, 8), 2),
+    ],
+)
+def test_binary_weight_only_tiles(gpu_rules, m, n, k, tile, split_k):
+    cfg = configs.gemm_config(m, n, k, "binary", False, gpu_rules, x_bytes=2)
+    assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps) == tile and cfg.split_k == split_k
+
+
+def test_binary_weight_only_rule_leaves_other_cases(gpu_rules):
+    # fp32 activations, 17-32 and 65-128 tokens were not swept: the general rules
+    fp32 = configs.gemm_config(4, 4096, 4096, "binary", False, gpu_rules, x_bytes=4)
+    assert (fp32.block_m, fp32.block_kp) == (16, 128)
+    assert configs.gemm_config(24, 4096, 4096, "binary", False, gpu_rules, x_bytes=2).block_m == 32
+    assert configs.gemm_config(4, 4096, 4096, "ternary", False, gpu_rules, x_bytes=2).block_kp == 256

@@ -161,6 +161,26 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         bm, bn, bkp, warps, stages = (64, 64, 64, 4, 3) if few else (64, 128, 64, 4, 3)
         stages = _stages_that_fit(bm, bn, bkp, fmt, 1, stages, device)
         return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages)
+    if not a8 and fmt == "binary" and x_bytes == 2 and (m <= 16 or 32 < m <= 64 or 128 < m <= 256):
+        # Binary weight-only, bf16/fp16 activations (H100 sweep over 5 layers, NOTES.md v13; the ternary rules below
+        # gave it 1.2x-2.3x slower tiles): 2-16 tokens 16 x 256 x 64 on 8 warps on tall layers, else 16 x 128 x 64
+        # (28672x4096 M=4 60 -> 32 us, 8192x28672 101 -> 49); 33-64 tokens 64 x 128 x 128 from 8192 to 32768 rows,
+        # else 64 x 64 x 128 (8192x28672 213 -> 90 us); 129-256 tokens 128 x 256 x 32 on 8 warps (8192x28672 457 ->
+        # 234 us). Split-K while the programs stay within two waves (one at M > 64) and each keeps two K steps. The
+        # stage counts are what fits the shared memory of an H100 (binary rows take 8 activation slices a step), as
+        # measured.
+        if m <= 16:
+            bm, bn, bkp, warps, stages = (16, 256, 64, 8, 3) if n >= 16384 else (16, 128, 64, 4, 4)
+        elif m <= 64:
+            bm, bn, bkp, warps, stages = (64, 128, 128, 4, 1) if 8192 <= n <= 32768 else (64, 64, 128, 4, 1)
+        else:
+            bm, bn, bkp, warps, stages = 128, 256, 32, 8, 2
+        waves = 2 if m <= 64 else 1
+        tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
+        while split_k < 4 and tiles * split_k * 2 <= waves * sms and kp // (split_k * 2) >= 2 * bkp:
+            split_k *= 2
+        stages = _stages_that_fit(bm, bn, bkp, fmt, x_bytes, stages, device)
+        return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k)
     if _measured_weight_only(a8, fmt, x_bytes) and 32 < m <= 256:
         # Weight-only (bf16/fp16 activations), 33-256 tokens (H100 sweep, NOTES.md v12): 64 x 64 tiles at M <= 64
         # (28672x4096 M=64 85 -> 53 us, 8192x28672 211 -> 101), split in two along K for long rows on few
