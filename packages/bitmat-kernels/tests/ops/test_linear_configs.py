@@ -79,8 +79,8 @@ def test_gemm_tiles_by_shape(gpu_rules, m, n, k, block_m, block_n, block_kp, spl
 def test_mid_m_small_layer_rule_is_ternary_a8_only(gpu_rules):
     weight_only = configs.gemm_config(1024, 2560, 6912, "ternary", False, gpu_rules, x_bytes=2)
     assert (weight_only.block_m, weight_only.block_n) == (64, 256)
-    binary_large = configs.gemm_config(1024, 10240, 8192, "binary", True, gpu_rules)
-    assert (binary_large.block_m, binary_large.block_n) == (64, 256)
+    binary_large_k_heavy = configs.gemm_config(1024, 8192, 28672, "binary", True, gpu_rules)
+    assert (binary_large_k_heavy.block_m, binary_large_k_heavy.block_n) == (64, 256)
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ def test_mid_m_small_layer_rule_is_ternary_a8_only(gpu_rules):
         (256, 13824, 2560, 64, 128),
         (1024, 2560, 6912, 64, 128),
         (1024, 4096, 4096, 64, 128),
-        (4096, 4096, 4096, 64, 256),  # prefill sizes keep the large tile
+        (4096, 4096, 4096, 64, 128),  # prefill sizes too (v13: 64 x 128 from M = 257 unless K-heavy)
         (64, 4096, 4096, 16, 64),  # M <= 128: the general rules (not measured for binary)
     ],
 )
@@ -174,3 +174,17 @@ def test_binary_weight_only_rule_leaves_other_cases(gpu_rules):
     assert (fp32.block_m, fp32.block_kp) == (16, 128)
     assert configs.gemm_config(24, 4096, 4096, "binary", False, gpu_rules, x_bytes=2).block_m == 32
     assert configs.gemm_config(4, 4096, 4096, "ternary", False, gpu_rules, x_bytes=2).block_kp == 256
+
+
+def test_binary_a8_large_m_tiles(gpu_rules):
+    """v13 sweep: binary A8 from 257 tokens takes 64 x 128 on 4 warps, except on K-heavy layers; ternary keeps 64 x 256."""
+    for m, n, k, tile in [
+        (4096, 28672, 4096, (64, 128, 64, 4)),
+        (1024, 57344, 8192, (64, 128, 64, 4)),
+        (4096, 4096, 4096, (64, 128, 64, 4)),
+        (4096, 8192, 28672, (64, 256, 64, 8)),  # K >= 2.5 N: the default
+    ]:
+        cfg = configs.gemm_config(m, n, k, "binary", True, gpu_rules)
+        assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps) == tile, (m, n, k)
+    ternary = configs.gemm_config(4096, 28672, 4096, "ternary", True, gpu_rules)
+    assert (ternary.block_m, ternary.block_n, ternary.num_warps) == (64, 256, 8)

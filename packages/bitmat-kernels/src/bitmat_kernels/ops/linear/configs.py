@@ -161,6 +161,13 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         bm, bn, bkp, warps, stages = (64, 64, 64, 4, 3) if few else (64, 128, 64, 4, 3)
         stages = _stages_that_fit(bm, bn, bkp, fmt, 1, stages, device)
         return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages)
+    if a8 and fmt == "binary" and m > 256 and k < 2.5 * n:
+        # Binary A8 from 257 tokens on layers that are not K-heavy (H100 sweep over 5 layers at M = 1024 / 4096,
+        # NOTES.md v13): 64 x 128 tiles on 4 warps beat the ternary default 64 x 256 on 8 (28672x4096 M=1024 264 ->
+        # 239 us, M=4096 983 -> 928, 57344x8192 3541 -> 3415); on 8192x28672 the default stays (1825 against 1920+).
+        # 32-byte K steps, 128 x 256 and 128 x 128 tiles all lost.
+        stages = _stages_that_fit(64, 128, 64, fmt, 1, 3, device)
+        return GemmConfig(64, 128, 64, num_warps=4, num_stages=stages)
     if not a8 and fmt == "binary" and x_bytes == 2 and (m <= 16 or 32 < m <= 64 or 128 < m <= 256):
         # Binary weight-only, bf16/fp16 activations (H100 sweep over 5 layers, NOTES.md v13; the ternary rules below
         # gave it 1.2x-2.3x slower tiles): 2-16 tokens 16 x 256 x 64 on 8 warps on tall layers, else 16 x 128 x 64
