@@ -309,3 +309,46 @@ def test_dequantize_kernel_matches_reference(triton_backend, per_channel, weight
     with bk.use_backend("reference"):
         want = bk.dequantize(packed, scale, in_features=k, weight_bits=weight_bits, dtype=torch.float32)
     assert torch.equal(got, want)
+
+
+def _run_ptx_model(asm: str, word: int, n_outputs: int) -> list[int]:
+    """Executes the three instruction forms the code-decoding PTX uses (shl/shr.u32, lop3 with (a & b) | c) on
+    32-bit integers, so the shift and mask constants are checked without a GPU (CPU CI cannot run inline PTX)."""
+    import re
+
+    regs = {f"${n_outputs}": word}
+    for instr in (i.strip() for i in asm.strip("{} ").split(";")):
+        if not instr or instr.startswith(".reg"):
+            continue
+        op, args = instr.split(None, 1)
+        dst, *src = [a.strip() for a in args.split(",")]
+        if op in ("shl.b32", "shr.u32"):
+            value, amount = regs[src[0]], int(src[1])
+            regs[dst] = (value << amount if op == "shl.b32" else value >> amount) & 0xFFFFFFFF
+        elif op == "lop3.b32":
+            assert src[3] == "0xea", instr  # 0xea: (a & b) | c
+            a, b, c = (regs[v] if v in regs else int(v, 0) for v in src[:3])
+            regs[dst] = (a & b) | c
+        else:
+            raise AssertionError(f"unmodelled instruction {instr!r}")
+        assert re.fullmatch(r"\$\d+|t", dst)
+    return [regs[f"${i}"] for i in range(n_outputs)]
+
+
+@pytest.mark.parametrize("bits", [2, 1])
+def test_code_pair_ptx_places_each_code_under_the_mantissa_of_one(bits):
+    """The weight-only GEMV's PTX: for each byte of a register, slice s + 1's code at bit 21 and slice s's at bit
+    21 - bits, OR-ed into 1.0 (0x3f800000), i.e. the floats 1 + t/4 and 1 + t/(4 * 2**bits)."""
+    from bitmat_kernels.ops.linear.kernel import _code_pair_as_floats_asm
+
+    gen = torch.Generator().manual_seed(3)
+    words = [*torch.randint(0, 2**32, (64,), generator=gen, dtype=torch.int64).tolist(), 0, 0xFFFFFFFF]
+    mask = (1 << bits) - 1
+    for s in range(0, 8 // bits, 2):
+        asm = _code_pair_as_floats_asm(bits, s)
+        for word in words:
+            out = _run_ptx_model(asm, word, 8)
+            for b in range(4):
+                byte = (word >> (8 * b)) & 0xFF
+                assert out[b] == ((byte >> ((s + 1) * bits)) & mask) << 21 | 0x3F800000, (s, hex(word), b)
+                assert out[4 + b] == ((byte >> (s * bits)) & mask) << (21 - bits) | 0x3F800000, (s, hex(word), b)
