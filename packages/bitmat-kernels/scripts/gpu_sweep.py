@@ -261,8 +261,9 @@ def main() -> int:
                     for st in [int(v) for v in args.decode_stages.split(",")]
                     for warps in [int(v) for v in args.decode_warps.split(",")]
                     for regs in [int(v) for v in args.decode_max_registers.split(",")]
-                    # weight-only, one token: a step is one 16- or 8-byte load of bf16 activations a thread
-                    if ab == 8 or m > 1 or bw_ in (4 * 32 * warps, 8 * 32 * warps)
+                    # weight-only, one token: each thread loads 8 bf16 activations (one 16-byte load) a step; warps
+                    # spread over the step's 256-byte column groups, then over rows
+                    if ab == 8 or m > 1 or (bw_ % 256 == 0 and bw_ // 256 <= warps)
                 ]
                 for ab, bn, bw_, warps, stages, fq, regs in grid:
                     if bn * bw_ * max(m, 1) > 8192:  # register budget; larger tiles crash LLVM or spill

@@ -698,7 +698,7 @@ def linear_triton(
                 USE_PTX=not interp,
                 BLOCK_N=cfg.block_n,
                 BLOCK_W=cfg.block_w,
-                VEC=max(1, cfg.block_w // (32 * cfg.num_warps)),
+                VEC=16 // x.element_size(),
                 STAGES=cfg.num_stages,
                 num_warps=cfg.num_warps,
                 **({"maxnreg": cfg.max_registers} if cfg.max_registers else {}),
