@@ -173,7 +173,7 @@ def test_binary_weight_only_rule_leaves_other_cases(gpu_rules):
     fp32 = configs.gemm_config(4, 4096, 4096, "binary", False, gpu_rules, x_bytes=4)
     assert (fp32.block_m, fp32.block_kp) == (16, 128)
     assert configs.gemm_config(24, 4096, 4096, "binary", False, gpu_rules, x_bytes=2).block_m == 32
-    assert configs.gemm_config(4, 4096, 4096, "ternary", False, gpu_rules, x_bytes=2).block_kp == 256
+    assert configs.gemm_config(4, 6144, 4096, "ternary", False, gpu_rules, x_bytes=2).block_kp == 256
 
 
 def test_binary_a8_large_m_tiles(gpu_rules):
@@ -188,3 +188,27 @@ def test_binary_a8_large_m_tiles(gpu_rules):
         assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps) == tile, (m, n, k)
     ternary = configs.gemm_config(4096, 28672, 4096, "ternary", True, gpu_rules)
     assert (ternary.block_m, ternary.block_n, ternary.num_warps) == (64, 256, 8)
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "k", "split_k"),
+    [  # v13 sweep (H100): 16 x 128 x 64 tiles with split-K on layers of <= 4096 rows
+        (4, 3840, 2560, 4),
+        (4, 4096, 4096, 8),
+        (16, 2560, 6912, 8),
+        (16, 4096, 14336, 8),
+    ],
+)
+def test_weight_only_few_tokens_small_layers(gpu_rules, m, n, k, split_k):
+    cfg = configs.gemm_config(m, n, k, "ternary", False, gpu_rules, x_bytes=2)
+    assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (16, 128, 64, split_k)
+
+
+def test_weight_only_few_tokens_rule_stops_at_4096_rows(gpu_rules):
+    cfg = configs.gemm_config(4, 6144, 4096, "ternary", False, gpu_rules, x_bytes=2)
+    assert (cfg.block_n, cfg.block_kp) == (64, 256)  # v12's tile: the v13 sweep found nothing better there
+
+
+def test_small_layers_dequantize_from_17_tokens():
+    assert configs.dequant_min_m(3840, 2560) == 17
+    assert configs.dequant_min_m(4096, 4096) == 256 and configs.dequant_min_m(28672, 4096) == 1024

@@ -116,10 +116,11 @@ def dequant_min_m(n: int, k: int) -> int:
     """Tokens from which weight-only matmuls dequantize the weight and call cuBLAS (kernel.linear_triton).
 
     H100 (NOTES.md v5): writing the dense weight costs about one bf16 weight read, so it pays once
-    cuBLAS's compute time dominates: from M = 16 on small layers (<= 12M weights), M = 256 on
-    medium ones (<= 40M), M = 1024 on large ones; our Triton GEMM wins below."""
+    cuBLAS's compute time dominates: from M = 17 on small layers (<= 12M weights; v13: at 16 the split-K
+    GEMM measured faster, 3840x2560 11.5 against 13.7 us), M = 256 on medium ones (<= 40M), M = 1024 on
+    large ones; our Triton GEMM wins below."""
     size = n * k
-    return 16 if size <= 12 * 2**20 else 256 if size <= 40 * 2**20 else 1024
+    return 17 if size <= 12 * 2**20 else 256 if size <= 40 * 2**20 else 1024
 
 
 def _stages_that_fit(
@@ -185,6 +186,16 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         waves = 2 if m <= 64 else 1
         tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
         while split_k < 4 and tiles * split_k * 2 <= waves * sms and kp // (split_k * 2) >= 2 * bkp:
+            split_k *= 2
+        stages = _stages_that_fit(bm, bn, bkp, fmt, x_bytes, stages, device)
+        return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k)
+    if _measured_weight_only(a8, fmt, x_bytes) and m <= 16 and n <= 4096:
+        # Ternary weight-only, 2-16 tokens, layers of <= 4096 rows (H100 sweep, NOTES.md v13): 16 x 128 x 64 tiles
+        # split along K up to 8 ways within two waves (3840x2560 M=4 11.0 -> 10.1 us, 4096x4096 13.1 -> 11.7,
+        # 4096x14336 24.5 -> 21.9); 6144x4096 and 13824x2560 kept their tiles (no gain there).
+        bm, bn, bkp, warps, stages = 16, 128, 64, 4, 4
+        tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
+        while split_k < 8 and tiles * split_k * 2 <= 2 * sms and kp // (split_k * 2) >= 2 * bkp:
             split_k *= 2
         stages = _stages_that_fit(bm, bn, bkp, fmt, x_bytes, stages, device)
         return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k)
