@@ -142,6 +142,20 @@ def _shared_memory_budget(device: torch.device) -> int:
     return budget - 16 * 1024  # layout conversions and the epilogue also use shared memory
 
 
+def _split_k(tiles: int, kp: int, block_kp: int, max_programs: float, min_steps: int, most: int) -> int:
+    """Split-K factor: doubled while the programs stay within max_programs and each keeps min_steps K steps."""
+    split = 1
+    while split < most and tiles * split * 2 <= max_programs and kp // (split * 2) >= min_steps * block_kp:
+        split *= 2
+    return split
+
+
+def _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k=1) -> GemmConfig:
+    """The config with as many of the wanted pipeline stages as fit the device's shared memory."""
+    stages = _stages_that_fit(bm, bn, bkp, fmt, 1 if a8 else x_bytes, stages, device)
+    return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k)
+
+
 def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device, x_bytes: int = 1) -> GemmConfig:
     if interpreter_enabled():
         return GemmConfig(block_m=16, block_n=32, block_kp=32, num_warps=4, num_stages=1)
@@ -159,16 +173,13 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         # a program where 128 would leave the GPU under-filled at M <= 256 (3840x2560 M=256 17.3 -> 11.6 us,
         # 4096x4096 20.4 -> 14.7, 2560x6912 M=1024 70 -> 61).
         few = m <= 256 and triton.cdiv(m, 64) * triton.cdiv(n, 128) < 1.4 * sms
-        bm, bn, bkp, warps, stages = (64, 64, 64, 4, 3) if few else (64, 128, 64, 4, 3)
-        stages = _stages_that_fit(bm, bn, bkp, fmt, 1, stages, device)
-        return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages)
+        return _fitted(64, 64 if few else 128, 64, 4, 3, fmt, a8, x_bytes, device)
     if a8 and fmt == "binary" and m > 256 and k < 2.5 * n:
         # Binary A8 from 257 tokens on layers that are not K-heavy (H100 sweep over 5 layers at M = 1024 / 4096,
         # NOTES.md v13): 64 x 128 tiles on 4 warps beat the ternary default 64 x 256 on 8 (28672x4096 M=1024 264 ->
         # 239 us, M=4096 983 -> 928, 57344x8192 3541 -> 3415); on 8192x28672 the default stays (1825 against 1920+).
         # 32-byte K steps, 128 x 256 and 128 x 128 tiles all lost.
-        stages = _stages_that_fit(64, 128, 64, fmt, 1, 3, device)
-        return GemmConfig(64, 128, 64, num_warps=4, num_stages=stages)
+        return _fitted(64, 128, 64, 4, 3, fmt, a8, x_bytes, device)
     if not a8 and fmt == "binary" and x_bytes == 2 and (m <= 16 or 32 < m <= 64 or 128 < m <= 256):
         # Binary weight-only, bf16/fp16 activations (H100 sweep over 5 layers, NOTES.md v13; the ternary rules below
         # gave it 1.2x-2.3x slower tiles): 2-16 tokens 16 x 256 x 64 on 8 warps on tall layers, else 16 x 128 x 64
@@ -183,22 +194,15 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             bm, bn, bkp, warps, stages = (64, 128, 128, 4, 1) if 8192 <= n <= 32768 else (64, 64, 128, 4, 1)
         else:
             bm, bn, bkp, warps, stages = 128, 256, 32, 8, 2
-        waves = 2 if m <= 64 else 1
         tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
-        while split_k < 4 and tiles * split_k * 2 <= waves * sms and kp // (split_k * 2) >= 2 * bkp:
-            split_k *= 2
-        stages = _stages_that_fit(bm, bn, bkp, fmt, x_bytes, stages, device)
-        return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k)
+        split_k = _split_k(tiles, kp, bkp, (2 if m <= 64 else 1) * sms, min_steps=2, most=4)
+        return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k)
     if _measured_weight_only(a8, fmt, x_bytes) and m <= 16 and n <= 4096:
         # Ternary weight-only, 2-16 tokens, layers of <= 4096 rows (H100 sweep, NOTES.md v13): 16 x 128 x 64 tiles
         # split along K up to 8 ways within two waves (3840x2560 M=4 11.0 -> 10.1 us, 4096x4096 13.1 -> 11.7,
         # 4096x14336 24.5 -> 21.9); 6144x4096 and 13824x2560 kept their tiles (no gain there).
-        bm, bn, bkp, warps, stages = 16, 128, 64, 4, 4
-        tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
-        while split_k < 8 and tiles * split_k * 2 <= 2 * sms and kp // (split_k * 2) >= 2 * bkp:
-            split_k *= 2
-        stages = _stages_that_fit(bm, bn, bkp, fmt, x_bytes, stages, device)
-        return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k)
+        split_k = _split_k(triton.cdiv(m, 16) * triton.cdiv(n, 128), kp, 64, 2 * sms, min_steps=2, most=8)
+        return _fitted(16, 128, 64, 4, 4, fmt, a8, x_bytes, device, split_k)
     if _measured_weight_only(a8, fmt, x_bytes) and 32 < m <= 256:
         # Weight-only (bf16/fp16 activations), 33-256 tokens (H100 sweep, NOTES.md v12): 64 x 64 tiles at M <= 64
         # (28672x4096 M=64 85 -> 53 us, 8192x28672 211 -> 101), split in two along K for long rows on few
@@ -214,8 +218,7 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
                 bm, bn, bkp, warps, stages = 128, 128, 64, 8, 3
             else:
                 bm, bn, bkp, warps, stages = 64, 64, 64, 4, 3
-        stages = _stages_that_fit(bm, bn, bkp, fmt, x_bytes, stages, device)
-        return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k)
+        return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k)
     if m <= 32:
         # Best of the H200 sweep on 28672x4096 (NOTES.md v3); weights are the wide (BLOCK_N) side.
         bm, bn, bkp, warps, stages = (16, 64, 128, 4, 4) if m <= 16 else (32, 128, 64, 4, 4)
@@ -240,8 +243,7 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             bkp, stages, waves, min_steps = 256, 3, 2, 2
             if not a8 and weight_only_tall_long_rows(n, k, fmt, x_bytes):
                 waves = 0  # no split
-        while tiles * split_k * 2 <= waves * sms and kp // (split_k * 2) >= min_steps * bkp and split_k < 8:
-            split_k *= 2
+        split_k = _split_k(tiles, kp, bkp, waves * sms, min_steps, most=8)
     elif m > 256:
         bm, bn, bkp, warps, stages = 64, 256, 64, 8, 3  # best at M = 4096 on all 8 shapes of the v5 sweep
         if a8 and fmt == "ternary" and m <= 1024 and n * k < 64 * 2**20:
@@ -265,8 +267,7 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         if k >= 2.5 * n and tiles < 2 * sms:
             bm, bn, bkp, warps, stages = k_heavy
             tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
-            while tiles * split_k * 2 <= 2 * sms and kp // (split_k * 2) >= 2 * bkp and split_k < 4:
-                split_k *= 2
+            split_k = _split_k(tiles, kp, bkp, 2 * sms, min_steps=2, most=4)
         elif tiles < sms // 2:
             bm, bn, bkp, warps, stages = small
         elif tiles < sms and m > 128:
@@ -275,8 +276,7 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             bm, bn, bkp, warps, stages = 128, 128, 64, 8, 3
         else:
             bm, bn, bkp, warps, stages = base
-    stages = _stages_that_fit(bm, bn, bkp, fmt, 1 if a8 else x_bytes, stages, device)
-    return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k)
+    return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k)
 
 
 @functools.lru_cache(maxsize=16)
