@@ -85,6 +85,8 @@ def main() -> int:
     ap.add_argument(
         "--gemm-tiles", default="", help="GEMM sweep: only these BMxBNxBKPxWARPSxSTAGES tiles, comma-separated"
     )
+    ap.add_argument("--code-pairs", default="1", help="GEMM sweep, weight-only: 0, 1 or 0,1 (the code-pair decode)")
+    ap.add_argument("--gemm-one-token", action="store_true", help="GEMM sweep: also at M = 1 (path=gemm)")
     ap.add_argument("--sweep-format", default="ternary", choices=["ternary", "binary"], help="weights of the sweeps")
     ap.add_argument("--split-k", default="1,2,4", help="split-K factors tried while the tiles are fewer than 2x SMs")
     ap.add_argument("--decode-block-n", default="8,16,32", help="GEMV sweep: output rows per program")
@@ -275,7 +277,7 @@ def main() -> int:
                     sweep_point("decode", n, k, m, x, ab, cfg, lambda: None, 7)
                 configs.TUNED_DECODE.clear()
         if "gemm" in args.sweep:
-            for m in [b for b in sweep_batches if b > configs.DECODE_MAX_M]:
+            for m in [b for b in sweep_batches if b > configs.DECODE_MAX_M or args.gemm_one_token]:
                 x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=gen)
                 # (BLOCK_M tokens, BLOCK_N weight rows, BLOCK_KP, warps, stages)
                 cands = [
@@ -309,9 +311,13 @@ def main() -> int:
                         for split_k in [int(v) for v in args.split_k.split(",")]:
                             if split_k > 1 and (tiles * split_k > 2 * sms or kp // split_k < 2 * bkp):
                                 continue
-                            for ws in [bool(int(v)) for v in args.warp_specialize.split(",")]:
+                            for ws, pairs in [
+                                (bool(int(v)), bool(int(p)))
+                                for v in args.warp_specialize.split(",")
+                                for p in (args.code_pairs.split(",") if ab is None else ["1"])
+                            ]:
                                 cfg = configs.GemmConfig(
-                                    bm, bn, bkp, 8, warps, stages, split_k=split_k, warp_specialize=ws
+                                    bm, bn, bkp, 8, warps, stages, split_k=split_k, warp_specialize=ws, code_pairs=pairs
                                 )
                                 configs.TUNED_GEMM[(key_gpu, sw_fmt, ab == 8, configs.m_bucket(m))] = cfg
                                 kmod._GEMM_FALLBACK.clear()

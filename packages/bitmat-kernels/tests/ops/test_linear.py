@@ -312,8 +312,8 @@ def test_dequantize_kernel_matches_reference(triton_backend, per_channel, weight
 
 
 def _run_ptx_model(asm: str, word: int, n_outputs: int) -> list[int]:
-    """Executes the three instruction forms the code-decoding PTX uses (shl/shr.u32, lop3 with (a & b) | c) on
-    32-bit integers, so the shift and mask constants are checked without a GPU (CPU CI cannot run inline PTX)."""
+    """Executes the instruction forms the code-decoding PTX uses (cvt.u32.u16, prmt, shl/shr.u32, lop3 with
+    (a & b) | c) on 32-bit integers, so the shift and mask constants are checked without a GPU (CPU CI cannot run inline PTX)."""
     import re
 
     regs = {f"${n_outputs}": word}
@@ -322,7 +322,14 @@ def _run_ptx_model(asm: str, word: int, n_outputs: int) -> list[int]:
             continue
         op, args = instr.split(None, 1)
         dst, *src = [a.strip() for a in args.split(",")]
-        if op in ("shl.b32", "shr.u32"):
+        if op == "cvt.u32.u16":
+            regs[dst] = regs[src[0]] & 0xFFFF
+        elif op == "prmt.b32":
+            # byte i of the result: byte (selector nibble i) of the 8 bytes b:a
+            pool = (regs[src[1]] if src[1] in regs else int(src[1], 0)) << 32 | regs[src[0]]
+            sel = int(src[2], 0)
+            regs[dst] = sum(((pool >> (8 * ((sel >> (4 * i)) & 7))) & 0xFF) << (8 * i) for i in range(4))
+        elif op in ("shl.b32", "shr.u32"):
             value, amount = regs[src[0]], int(src[1])
             regs[dst] = (value << amount if op == "shl.b32" else value >> amount) & 0xFFFFFFFF
         elif op == "lop3.b32":
@@ -331,7 +338,7 @@ def _run_ptx_model(asm: str, word: int, n_outputs: int) -> list[int]:
             regs[dst] = (a & b) | c
         else:
             raise AssertionError(f"unmodelled instruction {instr!r}")
-        assert re.fullmatch(r"\$\d+|t", dst)
+        assert re.fullmatch(r"\$\d+|t|u", dst)
     return [regs[f"${i}"] for i in range(n_outputs)]
 
 
@@ -352,3 +359,64 @@ def test_code_pair_ptx_places_each_code_under_the_mantissa_of_one(bits):
                 byte = (word >> (8 * b)) & 0xFF
                 assert out[b] == ((byte >> ((s + 1) * bits)) & mask) << 21 | 0x3F800000, (s, hex(word), b)
                 assert out[4 + b] == ((byte >> (s * bits)) & mask) << (21 - bits) | 0x3F800000, (s, hex(word), b)
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+@pytest.mark.parametrize("bits", [2, 1])
+def test_code_pairs_ptx_puts_two_bytes_codes_under_two_halves_of_one(bits, bf16):
+    """The code-pair GEMM's PTX: bytes b0, b1 of a 16-bit register become, for slice s + 1, the 16-bit floats
+    1 + t/2**bits in the low and high half of one word, and for slice s 1 + t/4**bits (bf16 or fp16 bits)."""
+    from bitmat_kernels.ops.linear.kernel import _code_pairs_as_halves_asm
+
+    gen = torch.Generator().manual_seed(4)
+    words = [*torch.randint(0, 2**32, (64,), generator=gen, dtype=torch.int64).tolist(), 0, 0xFFFF, 0xFFFFFFFF]
+    mantissa, one = (7, 0x3F80) if bf16 else (10, 0x3C00)
+    code = (1 << bits) - 1
+    for s in range(0, 8 // bits, 2):
+        asm = _code_pairs_as_halves_asm(bits, s, bf16)
+        for word in words:  # the 16 bits above the pair (a register's other half) must not leak in
+            out = _run_ptx_model(asm, word, 2)
+            for o, (slice_, low) in enumerate(((s + 1, mantissa - bits), (s, mantissa - 2 * bits))):
+                halves = [one | ((((word >> (8 * b)) & 0xFF) >> (slice_ * bits)) & code) << low for b in (0, 1)]
+                assert out[o] == halves[0] | halves[1] << 16, (s, hex(word), o)
+
+
+@pytest.mark.parametrize("code_pairs", [True, False])
+@pytest.mark.parametrize("weight_bits", [1.58, 1])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_gemm_weight_only_decodes_match_oracle(triton_backend, monkeypatch, code_pairs, weight_bits, dtype):
+    """Weight-only GEMM with the code-pair decode (two slices, two accumulators, offsets per token) and without."""
+    import bitmat_kernels.ops.linear.kernel as kernel
+    from bitmat_kernels.ops.linear.configs import GemmConfig
+
+    cfg = GemmConfig(16, 32, 32, num_warps=4, num_stages=1, split_k=2, code_pairs=code_pairs)
+    monkeypatch.setattr(kernel, "gemm_config", lambda *a, **kw: cfg)
+    launched = []
+    real_gemm = kernel._bitmat_gemm_kernel
+
+    class SpyGemm:
+        def __getitem__(self, grid):
+            def run(*args, **kw):
+                launched.append(kw["CODE_PAIRS"])
+                return real_gemm[grid](*args, **kw)
+
+            return run
+
+    monkeypatch.setattr(kernel, "_bitmat_gemm_kernel", SpyGemm())
+    m, n, k = 5, 40, 1102  # several K steps per split, the last slice ragged; KP even
+    gen = torch.Generator().manual_seed(13)
+    packed, scale = make_layer(n, k, weight_bits, per_channel=True, gen=gen)
+    assert packed.shape[1] % 2 == 0
+    x = (torch.randn(m, k, generator=gen) + 0.5).to(dtype)  # a mean: the offsets do not cancel by chance
+    bias = torch.randn(n, generator=gen)
+    fmt = "ternary" if weight_bits == 1.58 else "binary"
+    y = kernel.linear_triton(x, packed, scale, k, fmt, None, bias, path="gemm")
+    assert launched == [code_pairs]
+    assert_close_to_oracle(y, oracle(x, packed, scale, k, weight_bits, None, bias), dtype)
+    # odd packed rows fall back to the byte decode
+    k_odd = 4 * 33 if weight_bits == 1.58 else 8 * 33
+    packed_odd, scale_odd = make_layer(n, k_odd, weight_bits, gen=gen)
+    x_odd = torch.randn(m, k_odd, generator=gen).to(dtype)
+    y = kernel.linear_triton(x_odd, packed_odd, scale_odd, k_odd, fmt, None, None, path="gemm")
+    assert launched[-1] is False
+    assert_close_to_oracle(y, oracle(x_odd, packed_odd, scale_odd, k_odd, weight_bits, None, None), dtype)

@@ -43,6 +43,7 @@ class GemmConfig:
     split_k: int = 1  # >1: K shared among programs (small M and N), partial sums reduced in order
     fast_cvt: bool = True  # weight-only: PTX byte permutes turn codes into bf16/fp16
     warp_specialize: bool = False  # Triton's automatic warp specialization of the K loop (sweeps only so far)
+    code_pairs: bool = True  # weight-only bf16/fp16, even KP: two slices a shift into tensor-core fragments
 
 
 def m_bucket(m: int) -> int:
@@ -287,5 +288,5 @@ def _sm_count(device: torch.device) -> int:
         return 132
 
 
-SAFE_GEMM = GemmConfig(64, 64, 32, group_m=8, num_warps=4, num_stages=2, fast_cvt=False)
+SAFE_GEMM = GemmConfig(64, 64, 32, group_m=8, num_warps=4, num_stages=2, fast_cvt=False, code_pairs=False)
 """Fits the shared memory of any CUDA GPU Triton supports; used when a chosen config does not."""

@@ -198,6 +198,101 @@ def code_pair_as_floats(p, s: tl.constexpr, BITS: tl.constexpr, USE_PTX: tl.cons
     return tl.inline_asm_elementwise(asm, "=r,=r,=r,=r,=r,=r,=r,=r,r", [p], (tl.float32, tl.float32), True, 4)
 
 
+def _code_pairs_as_halves_asm(bits: int, s: int, bf16: bool) -> str:
+    """PTX for code_pairs_as_halves: a row's two packed bytes (one 16-bit register) are spread to bytes 0 and 2 of a
+    word; one shift brings both bytes' codes of slice s + 1 to the top mantissa bits of a 16-bit float (bf16: bit 7 -
+    bits, fp16: 10 - bits) and those of slice s `bits` lower; each pair is masked and OR-ed into two 1.0s."""
+    top = (7 if bf16 else 10) - bits
+    one = 0x3F803F80 if bf16 else 0x3C003C00
+    shift = top - (s + 1) * bits
+    code = (1 << bits) - 1
+    lines = [
+        "{ .reg .b32 t, u;",
+        "cvt.u32.u16 t, $2;",
+        "prmt.b32 t, t, 0, 0x4140;",  # bytes [b0, 0, b1, 0]
+        f"shl.b32 u, t, {shift};" if shift >= 0 else f"shr.u32 u, t, {-shift};",
+    ]
+    for out, low in (("$0", top), ("$1", top - bits)):
+        lines.append(f"lop3.b32 {out}, u, {(code << low) | (code << (low + 16))}, {one}, 0xea;")  # (u & mask) | 1.0
+    return " ".join(lines) + " }"
+
+
+_PAIRS = {(bits, s, bf16): _code_pairs_as_halves_asm(bits, s, bf16) for bits in (1, 2) for s in range(0, 8 // bits, 2)
+          for bf16 in (True, False)}  # fmt: skip
+_HP2_0: tl.constexpr = tl.constexpr(_PAIRS[2, 0, True])
+_HP2_2: tl.constexpr = tl.constexpr(_PAIRS[2, 2, True])
+_HP1_0: tl.constexpr = tl.constexpr(_PAIRS[1, 0, True])
+_HP1_2: tl.constexpr = tl.constexpr(_PAIRS[1, 2, True])
+_HP1_4: tl.constexpr = tl.constexpr(_PAIRS[1, 4, True])
+_HP1_6: tl.constexpr = tl.constexpr(_PAIRS[1, 6, True])
+_FP2_0: tl.constexpr = tl.constexpr(_PAIRS[2, 0, False])
+_FP2_2: tl.constexpr = tl.constexpr(_PAIRS[2, 2, False])
+_FP1_0: tl.constexpr = tl.constexpr(_PAIRS[1, 0, False])
+_FP1_2: tl.constexpr = tl.constexpr(_PAIRS[1, 2, False])
+_FP1_4: tl.constexpr = tl.constexpr(_PAIRS[1, 4, False])
+_FP1_6: tl.constexpr = tl.constexpr(_PAIRS[1, 6, False])
+_SPLIT: tl.constexpr = tl.constexpr("mov.b32 {$0, $1}, $2;")
+
+
+@triton.jit
+def code_pairs_as_halves(
+    h, s: tl.constexpr, BITS: tl.constexpr, IS_BF16: tl.constexpr, USE_PTX: tl.constexpr, BLOCK_N: tl.constexpr
+):
+    """Stored codes of slices s + 1 and s (s even) of a [BLOCK_N, H] int16 tile of packed byte pairs as two
+    [BLOCK_N, 2H] 16-bit float tiles (bf16 or fp16; fp32 under the interpreter), 1 + t/2**BITS and 1 + t/4**BITS:
+    each code in the top mantissa bits of 1.0, the lower slice BITS lower (one shift serves both). Byte 2i of a row
+    is column 2i. With PTX: 7 instructions for 8 codes, each result register already the two 16-bit floats of
+    consecutive columns that a tensor-core fragment holds (NOTES.md v14)."""
+    H: tl.constexpr = h.shape[1]
+    if USE_PTX:
+        if IS_BF16:
+            if BITS == 2:
+                if s == 0:
+                    asm: tl.constexpr = _HP2_0
+                else:
+                    asm: tl.constexpr = _HP2_2
+            elif s == 0:
+                asm: tl.constexpr = _HP1_0
+            elif s == 2:
+                asm: tl.constexpr = _HP1_2
+            elif s == 4:
+                asm: tl.constexpr = _HP1_4
+            else:
+                asm: tl.constexpr = _HP1_6
+        else:
+            if BITS == 2:
+                if s == 0:
+                    asm: tl.constexpr = _FP2_0
+                else:
+                    asm: tl.constexpr = _FP2_2
+            elif s == 0:
+                asm: tl.constexpr = _FP1_0
+            elif s == 2:
+                asm: tl.constexpr = _FP1_2
+            elif s == 4:
+                asm: tl.constexpr = _FP1_4
+            else:
+                asm: tl.constexpr = _FP1_6
+        hi, lo = tl.inline_asm_elementwise(asm, "=r,=r,h", [h], (tl.int32, tl.int32), True, 1)
+        # each word's two halves as two 16-bit tiles (free in SASS: the join below rebuilds the same registers)
+        if IS_BF16:
+            hi0, hi1 = tl.inline_asm_elementwise(_SPLIT, "=h,=h,r", [hi], (tl.bfloat16, tl.bfloat16), True, 1)
+            lo0, lo1 = tl.inline_asm_elementwise(_SPLIT, "=h,=h,r", [lo], (tl.bfloat16, tl.bfloat16), True, 1)
+        else:
+            hi0, hi1 = tl.inline_asm_elementwise(_SPLIT, "=h,=h,r", [hi], (tl.float16, tl.float16), True, 1)
+            lo0, lo1 = tl.inline_asm_elementwise(_SPLIT, "=h,=h,r", [lo], (tl.float16, tl.float16), True, 1)
+    else:
+        v = h.to(tl.int32) & 0xFFFF
+        even = v & 0xFF
+        odd = v >> 8
+        code: tl.constexpr = (1 << BITS) - 1
+        hi0 = 1.0 + ((even >> ((s + 1) * BITS)) & code).to(tl.float32) / (1 << BITS)
+        hi1 = 1.0 + ((odd >> ((s + 1) * BITS)) & code).to(tl.float32) / (1 << BITS)
+        lo0 = 1.0 + ((even >> (s * BITS)) & code).to(tl.float32) / (1 << (2 * BITS))
+        lo1 = 1.0 + ((odd >> (s * BITS)) & code).to(tl.float32) / (1 << (2 * BITS))
+    return tl.reshape(tl.join(hi0, hi1), (BLOCK_N, 2 * H)), tl.reshape(tl.join(lo0, lo1), (BLOCK_N, 2 * H))
+
+
 @triton.jit
 def finish_output(
     acc, row_sum, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS: tl.constexpr, BITS: tl.constexpr
@@ -262,6 +357,7 @@ def _bitmat_gemm_kernel(
     ws_ptr=None,  # [SPLIT_K, M, N] int32/float32 partial sums (SPLIT_K > 1)
     GDC: tl.constexpr = False,  # launched with programmatic dependent launch: wait for the quantizer's output
     WARP_SPEC: tl.constexpr = False,  # Triton's automatic warp specialization of the K loop (an experiment)
+    CODE_PAIRS: tl.constexpr = False,  # weight-only bf16/fp16: w_ptr is int16 [N, KP / 2], code_pairs_as_halves decodes
 ):
     if GDC:
         tl.extra.cuda.gdc_wait()
@@ -293,25 +389,51 @@ def _bitmat_gemm_kernel(
         k_chunk = tl.cdiv(tl.cdiv(KP, SPLIT_K), BLOCK_KP) * BLOCK_KP
         j_start = pid_k * k_chunk
         j_end = tl.minimum(KP, j_start + k_chunk)
-    for j0 in tl.range(j_start, j_end, BLOCK_KP, warp_specialize=WARP_SPEC):
-        j = j0 + rj
-        p = tl.load(w_ptr + rn[:, None] * KP + j[None, :], mask=(rn[:, None] < N) & (j[None, :] < j_end), other=0)
-        for s in tl.static_range(8 // BITS):
-            k = s * KP + j
-            x_mask = (rm[None, :] < M) & (j[:, None] < j_end) & (k[:, None] < K)
-            xs = tl.load(x_ptr + rm[None, :] * K + k[:, None], mask=x_mask, other=0)  # [BLOCK_KP, BLOCK_M]
-            t = stored_slice(p, s, BITS, USE_PTX)  # [BLOCK_N, BLOCK_KP]
-            if A8:
-                acc = tl.dot(t, xs, acc, out_dtype=tl.int32)
-            elif not USE_PTX:
-                # interpreter: its bf16 dot is wrong, so every float dot runs in fp32 there
-                acc = tl.dot(t.to(tl.float32), xs.to(tl.float32), acc, input_precision="ieee")
-            elif FP32_X:
-                acc = split_dot_fp32(t, xs, acc)
-            elif FAST_CVT:
-                acc = tl.dot(stored_to_half(t, HALF_IS_BF16), xs, acc)
-            else:
-                acc = tl.dot(t.to(xs.dtype), xs, acc)
+    if CODE_PAIRS:
+        # Slices s + 1 and s decoded together as 1 + t/2**BITS and 1 + t/4**BITS (code_pairs_as_halves) into two
+        # accumulators; their offsets are in row_sum (weight_only_row_offsets): y = 2**BITS acc + 4**BITS acc_lo - ...
+        acc_lo = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+        ri = tl.arange(0, BLOCK_KP // 2)
+        KH = KP // 2
+        for j0 in tl.range(j_start, j_end, BLOCK_KP, warp_specialize=WARP_SPEC):
+            i = j0 // 2 + ri
+            h_mask = (rn[:, None] < N) & (i[None, :] < j_end // 2)
+            h = tl.load(w_ptr + rn[:, None] * KH + i[None, :], mask=h_mask, other=0)
+            j = j0 + rj
+            for s in tl.static_range(0, 8 // BITS, 2):
+                k_lo = s * KP + j
+                k_hi = k_lo + KP
+                m_ok = (rm[None, :] < M) & (j[:, None] < j_end)
+                x_lo = tl.load(x_ptr + rm[None, :] * K + k_lo[:, None], mask=m_ok & (k_lo[:, None] < K), other=0)
+                x_hi = tl.load(x_ptr + rm[None, :] * K + k_hi[:, None], mask=m_ok & (k_hi[:, None] < K), other=0)
+                f_hi, f_lo = code_pairs_as_halves(h, s, BITS, HALF_IS_BF16, USE_PTX, BLOCK_N)
+                if USE_PTX:
+                    acc = tl.dot(f_hi, x_hi, acc)
+                    acc_lo = tl.dot(f_lo, x_lo, acc_lo)
+                else:  # interpreter: fp32 dots (see below)
+                    acc = tl.dot(f_hi, x_hi.to(tl.float32), acc, input_precision="ieee")
+                    acc_lo = tl.dot(f_lo, x_lo.to(tl.float32), acc_lo, input_precision="ieee")
+        acc = acc * (1 << BITS) + acc_lo * (1 << (2 * BITS))
+    else:
+        for j0 in tl.range(j_start, j_end, BLOCK_KP, warp_specialize=WARP_SPEC):
+            j = j0 + rj
+            p = tl.load(w_ptr + rn[:, None] * KP + j[None, :], mask=(rn[:, None] < N) & (j[None, :] < j_end), other=0)
+            for s in tl.static_range(8 // BITS):
+                k = s * KP + j
+                x_mask = (rm[None, :] < M) & (j[:, None] < j_end) & (k[:, None] < K)
+                xs = tl.load(x_ptr + rm[None, :] * K + k[:, None], mask=x_mask, other=0)  # [BLOCK_KP, BLOCK_M]
+                t = stored_slice(p, s, BITS, USE_PTX)  # [BLOCK_N, BLOCK_KP]
+                if A8:
+                    acc = tl.dot(t, xs, acc, out_dtype=tl.int32)
+                elif not USE_PTX:
+                    # interpreter: its bf16 dot is wrong, so every float dot runs in fp32 there
+                    acc = tl.dot(t.to(tl.float32), xs.to(tl.float32), acc, input_precision="ieee")
+                elif FP32_X:
+                    acc = split_dot_fp32(t, xs, acc)
+                elif FAST_CVT:
+                    acc = tl.dot(stored_to_half(t, HALF_IS_BF16), xs, acc)
+                else:
+                    acc = tl.dot(t.to(xs.dtype), xs, acc)
     out_mask = (rm[None, :] < M) & (rn[:, None] < N)
     if SPLIT_K > 1:
         tl.store(ws_ptr + (pid_k * M + rm[None, :]) * N + rn[:, None], acc, mask=out_mask)
@@ -355,6 +477,34 @@ def _split_k_finish_kernel(
         x_scale = 1.0
     y = finish_output(acc, row_sum, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
     tl.store(y_ptr + m * N + rn, y.to(y_ptr.dtype.element_ty), mask=rn < N)
+
+
+@triton.jit
+def _weight_only_row_offsets_kernel(x_ptr, out_ptr, K, KP, HI: tl.constexpr, LO: tl.constexpr, BLOCK: tl.constexpr):
+    """Per token: HI * (sum of x over the odd slices' columns) + LO * (over the even ones), in a fixed order: the
+    offsets the code-pair GEMM subtracts (weight_only_row_offsets)."""
+    m = tl.program_id(0).to(tl.int64)
+    acc = tl.zeros((BLOCK,), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK):
+        k = k0 + tl.arange(0, BLOCK)
+        v = tl.load(x_ptr + m * K + k, mask=k < K, other=0.0).to(tl.float32)
+        acc += v * tl.where((k // KP) % 2 == 1, HI, LO)
+    tl.store(out_ptr + m, tl.sum(acc, axis=0))
+
+
+def weight_only_row_offsets(x2: torch.Tensor, kp: int, bits: int) -> torch.Tensor:
+    """float32 [M]: what the code-pair GEMM's epilogue (finish_output) subtracts from 2**bits acc + 4**bits acc_lo.
+
+    Slice s + 1 (odd) holds 1 + t/2**bits, slice s 1 + t/4**bits, so sum_k x t = 2**bits (acc - X_odd) + 4**bits
+    (acc_lo - X_even); the code is a t - 1 (a = 1 ternary, 2 binary), so y = a (2**bits acc + 4**bits acc_lo) - R with
+    R = (a 2**bits + 1) X_odd + (a 4**bits + 1) X_even."""
+    a = 1 if bits == 2 else 2
+    m, k = x2.shape
+    out = torch.empty(m, dtype=torch.float32, device=x2.device)
+    _weight_only_row_offsets_kernel[(m,)](
+        x2, out, k, kp, HI=float(a * 2**bits + 1), LO=float(a * 4**bits + 1), BLOCK=1024, num_warps=4
+    )
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -566,7 +716,28 @@ _CONFIG_ERRORS = tuple(
 )
 
 
+def _code_pairs_ok(cfg: GemmConfig, packed: torch.Tensor, x_dtype: torch.dtype, a8: bool) -> bool:
+    # the code-pair decode reads a row's bytes two at a time (int16)
+    return (
+        cfg.code_pairs
+        and not a8
+        and x_dtype in (torch.bfloat16, torch.float16)
+        and packed.shape[1] % 2 == 0
+        and packed.storage_offset() % 2 == 0
+    )
+
+
 def _launch_gemm(cfg: GemmConfig, args: tuple, x_dtype: torch.dtype, common: dict, pdl: bool = False) -> None:
+    if not common["A8"]:
+        # weight-only: the row sums (and the weights' view) depend on the decode
+        x2, packed, kp = args[0], args[3], args[10]
+        pairs = _code_pairs_ok(cfg, packed, x_dtype, False)
+        if pairs:
+            row_sum, packed = weight_only_row_offsets(x2, kp, common["BITS"]), packed.view(torch.int16)
+        else:
+            row_sum = x2.sum(dim=1, dtype=torch.float32)
+        args = (*args[:2], row_sum, packed, *args[4:])
+        common = dict(common, CODE_PAIRS=pairs)
     x_scale, row_sum, w_scale, bias, y, m, n = args[1], args[2], args[4], args[5], args[6], args[7], args[8]
     grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n), cfg.split_k)
     fast_cvt = bool(cfg.fast_cvt and common["USE_PTX"] and not common["A8"] and x_dtype != torch.float32)
@@ -733,7 +904,7 @@ def linear_triton(
         elif a8:
             xq, x_scale, row_sum = quantize_activations_triton(x2, eps, with_sum=True, pdl=pdl)
         else:
-            xq, x_scale, row_sum = x2, w_scale, x2.sum(dim=1, dtype=torch.float32)
+            xq, x_scale, row_sum = x2, w_scale, None  # weight-only: _launch_gemm computes what its decode needs
         cfg = gemm_config(m, n, k, fmt, a8, x.device, x_bytes=x.element_size())
         args = (xq, x_scale, row_sum, packed, w_scale, bias_arg, y, m, n, k, kp, w_scale_stride)
         key = (cfg, bits, a8, x.dtype, bias is not None, x.device.index)
