@@ -52,6 +52,29 @@ def test_linear_real_sizes(n, k, weight_bits, activation_bits, m):
         kernel.DECODE_MAX_M = saved
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("weight_bits", [1.58, 1])
+@pytest.mark.parametrize(("m", "n", "k"), [(4, 1024, 1000), (64, 3840, 2560), (16, 2048, 14336), (256, 512, 4112)])
+def test_weight_only_gemm_decodes_on_gpu(monkeypatch, m, n, k, weight_bits, dtype):
+    """The weight-only GEMM's code-pair decode (inline PTX) and byte decode against the float64 reference, with
+    activations of mean 1: the per-token offsets the code-pair epilogue subtracts are then large."""
+    import dataclasses
+
+    import bitmat_kernels.ops.linear.kernel as kernel
+    from bitmat_kernels.ops.linear import configs
+
+    packed, scale = layer(n, k, weight_bits, per_channel=True)
+    x = (torch.randn(m, k, device="cuda") + 1.0).to(dtype)
+    fmt = "ternary" if weight_bits == 1.58 else "binary"
+    ref = linear_reference(x, packed, scale, k, fmt, None, None, accumulate_dtype=torch.float64)
+    for pairs in (True, False):
+        monkeypatch.setattr(
+            kernel, "gemm_config", lambda *a, p=pairs, **kw: dataclasses.replace(configs.gemm_config(*a, **kw), code_pairs=p)
+        )
+        y = linear_triton(x, packed, scale, k, fmt, None, None, path="gemm")
+        assert rel_err(y, ref) < 4e-3, (pairs, rel_err(y, ref))
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
 def test_linear_other_dtypes(dtype):
     packed, scale = layer(512, 768, 1.58)

@@ -106,7 +106,8 @@ def test_binary_a8_mid_m_tiles(gpu_rules, m, n, k, block_m, block_n):
     [
         (4, 28672, 4096, 2, (16, 128, 128, 8)),  # weight-only, a few tokens, tall layer (v12)
         (16, 57344, 8192, 2, (16, 128, 128, 8)),
-        (4, 6144, 4096, 2, (16, 64, 256, 4)),  # small layer: longer K steps
+        (4, 6144, 4096, 2, (16, 128, 64, 4)),  # under 8192 rows: split-K tiles (v14)
+        (4, 8192, 8192, 2, (16, 64, 256, 4)),  # 8192 rows: longer K steps
         (4, 14336, 4096, 2, (16, 64, 128, 4)),  # between the two: the GEMV-era tile (a tie in the sweep)
         (4, 8192, 28672, 2, (16, 64, 256, 4)),  # K-heavy: long K steps (v9), unsplit for weight-only on tall layers
         (4, 28672, 4096, 4, (16, 64, 128, 4)),  # fp32 activations: three bf16 dots, not measured
@@ -124,7 +125,8 @@ def test_weight_only_few_token_tiles(gpu_rules, m, n, k, x_bytes, tile):
     ("m", "n", "k", "tile", "split_k"),
     [
         (64, 28672, 4096, (64, 64, 64, 4), 1),  # weight-only, 33-64 tokens: 64 x 64 tiles (v12)
-        (64, 4096, 14336, (64, 64, 64, 4), 2),  # long rows on few programs: split along K
+        (64, 4096, 14336, (64, 64, 64, 4), 4),  # under half the SMs: split along K (v14)
+        (64, 6144, 4096, (64, 64, 64, 4), 1),
         (64, 8192, 28672, (64, 64, 64, 4), 1),
         (256, 57344, 8192, (128, 128, 64, 8), 1),  # >= 1.5 waves of 128 x 128
         (256, 8192, 8192, (128, 128, 64, 8), 1),  # half to one wave
@@ -155,12 +157,12 @@ def test_weight_only_tall_long_rows_are_not_split(gpu_rules):
         (4, 57344, 8192, (16, 256, 64, 8), 1),
         (16, 8192, 28672, (16, 128, 64, 4), 4),
         (4, 2560, 6912, (16, 128, 64, 4), 4),
-        (64, 4096, 4096, (64, 64, 128, 4), 2),
+        (64, 4096, 4096, (64, 64, 64, 4), 2),  # v14 (code pairs): 64 x 64 x 64, split within one wave
         (64, 28672, 4096, (64, 128, 128, 4), 1),
-        (64, 57344, 8192, (64, 64, 128, 4), 1),
+        (64, 57344, 8192, (64, 64, 64, 4), 1),
         (64, 8192, 28672, (64, 128, 128, 4), 4),
-        (256, 28672, 4096, (128, 256, 32, 8), 1),
-        (256, 8192, 28672, (128, 256, 32, 8), 2),
+        (256, 28672, 4096, (128, 128, 32, 8), 1),  # v14: 128 x 128 x 32
+        (256, 8192, 28672, (128, 128, 32, 8), 1),
     ],
 )
 def test_binary_weight_only_tiles(gpu_rules, m, n, k, tile, split_k):
@@ -173,7 +175,7 @@ def test_binary_weight_only_rule_leaves_other_cases(gpu_rules):
     fp32 = configs.gemm_config(4, 4096, 4096, "binary", False, gpu_rules, x_bytes=4)
     assert (fp32.block_m, fp32.block_kp) == (16, 128)
     assert configs.gemm_config(24, 4096, 4096, "binary", False, gpu_rules, x_bytes=2).block_m == 32
-    assert configs.gemm_config(4, 6144, 4096, "ternary", False, gpu_rules, x_bytes=2).block_kp == 256
+    assert configs.gemm_config(4, 8192, 8192, "ternary", False, gpu_rules, x_bytes=2).block_kp == 256
 
 
 def test_binary_a8_large_m_tiles(gpu_rules):
@@ -204,11 +206,28 @@ def test_weight_only_few_tokens_small_layers(gpu_rules, m, n, k, split_k):
     assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (16, 128, 64, split_k)
 
 
-def test_weight_only_few_tokens_rule_stops_at_4096_rows(gpu_rules):
-    cfg = configs.gemm_config(4, 6144, 4096, "ternary", False, gpu_rules, x_bytes=2)
-    assert (cfg.block_n, cfg.block_kp) == (64, 256)  # v12's tile: the v13 sweep found nothing better there
+def test_weight_only_few_tokens_rule_stops_below_8192_rows(gpu_rules):
+    cfg = configs.gemm_config(4, 8192, 8192, "ternary", False, gpu_rules, x_bytes=2)
+    assert (cfg.block_n, cfg.block_kp, cfg.code_pairs) == (64, 256, False)  # v12's tile, byte decode
 
 
-def test_small_layers_dequantize_from_17_tokens():
-    assert configs.dequant_min_m(3840, 2560) == 17
-    assert configs.dequant_min_m(4096, 4096) == 256 and configs.dequant_min_m(28672, 4096) == 1024
+def test_small_layers_dequantize_from_65_tokens():
+    assert configs.dequant_min_m(3840, 2560) == 65
+    assert configs.dequant_min_m(4096, 4096) == 1024 and configs.dequant_min_m(28672, 4096) == 1024
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "k", "fmt", "block_kp", "pairs"),
+    [  # v14: code pairs where a step spans <= 512 columns a row
+        (4, 28672, 4096, "ternary", 128, True),
+        (4, 8192, 28672, "ternary", 256, False),
+        (4, 8192, 8192, "ternary", 256, False),
+        (64, 4096, 4096, "ternary", 64, True),
+        (4, 28672, 4096, "binary", 64, True),
+        (64, 28672, 4096, "binary", 128, False),
+        (256, 28672, 4096, "binary", 32, True),
+    ],
+)
+def test_weight_only_code_pairs_where_steps_are_short(gpu_rules, m, n, k, fmt, block_kp, pairs):
+    cfg = configs.gemm_config(m, n, k, fmt, False, gpu_rules, x_bytes=2)
+    assert (cfg.block_kp, cfg.code_pairs) == (block_kp, pairs)

@@ -117,11 +117,11 @@ def dequant_min_m(n: int, k: int) -> int:
     """Tokens from which weight-only matmuls dequantize the weight and call cuBLAS (kernel.linear_triton).
 
     H100 (NOTES.md v5): writing the dense weight costs about one bf16 weight read, so it pays once
-    cuBLAS's compute time dominates: from M = 17 on small layers (<= 12M weights; v13: at 16 the split-K
-    GEMM measured faster, 3840x2560 11.5 against 13.7 us), M = 256 on medium ones (<= 40M), M = 1024 on
-    large ones; our Triton GEMM wins below."""
-    size = n * k
-    return 17 if size <= 12 * 2**20 else 256 if size <= 40 * 2**20 else 1024
+    cuBLAS's compute time dominates: from M = 65 on small layers (<= 12M weights) and M = 1024 on the others; our
+    Triton GEMM wins below. (v14: with the code-pair decode the GEMM won at M = 64 on 3840x2560, 12.1 against 14.1
+    us, and at M = 256 on 4096x4096, 6144x4096 and 13824x2560, 24-47 against 30-65 us; 2560x6912 lost 36 against
+    34 us.)"""
+    return 65 if n * k <= 12 * 2**20 else 1024
 
 
 def _stages_that_fit(
@@ -152,9 +152,13 @@ def _split_k(tiles: int, kp: int, block_kp: int, max_programs: float, min_steps:
 
 
 def _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k=1) -> GemmConfig:
-    """The config with as many of the wanted pipeline stages as fit the device's shared memory."""
+    """The config with as many of the wanted pipeline stages as fit the device's shared memory. Weight-only tiles
+    decode code pairs (kernel.code_pairs_as_halves) where a step spans at most 512 columns a row: on longer steps
+    the decoded fragments outgrow the registers (H100 sweeps, NOTES.md v14: ternary 16 x 64 x 256 and binary
+    64 x 128 x 128 ran 1.5x-4x slower with pairs, every tile within the bound 0.86x-1.47x the byte decode's time)."""
     stages = _stages_that_fit(bm, bn, bkp, fmt, 1 if a8 else x_bytes, stages, device)
-    return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k)
+    pairs = bkp * CODES_PER_BYTE[fmt] <= 512
+    return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k, code_pairs=pairs)
 
 
 def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device, x_bytes: int = 1) -> GemmConfig:
@@ -184,24 +188,28 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
     if not a8 and fmt == "binary" and x_bytes == 2 and (m <= 16 or 32 < m <= 64 or 128 < m <= 256):
         # Binary weight-only, bf16/fp16 activations (H100 sweep over 5 layers, NOTES.md v13; the ternary rules below
         # gave it 1.2x-2.3x slower tiles): 2-16 tokens 16 x 256 x 64 on 8 warps on tall layers, else 16 x 128 x 64
-        # (28672x4096 M=4 60 -> 32 us, 8192x28672 101 -> 49); 33-64 tokens 64 x 128 x 128 from 8192 to 32768 rows,
-        # else 64 x 64 x 128 (8192x28672 213 -> 90 us); 129-256 tokens 128 x 256 x 32 on 8 warps (8192x28672 457 ->
-        # 234 us). Split-K while the programs stay within two waves (one at M > 64) and each keeps two K steps. The
-        # stage counts are what fits the shared memory of an H100 (binary rows take 8 activation slices a step), as
-        # measured.
+        # (28672x4096 M=4 60 -> 32 us, 8192x28672 101 -> 49); 33-64 tokens 64 x 128 x 128 from 8192 to 32768 rows
+        # (8192x28672 213 -> 90 us; byte decode, see _fitted). Split-K while the programs stay within two waves (one
+        # where marked) and each keeps two K steps. The stage counts are what fits the shared memory of an H100
+        # (binary rows take 8 activation slices a step), as measured.
+        waves = 2
         if m <= 16:
             bm, bn, bkp, warps, stages = (16, 256, 64, 8, 3) if n >= 16384 else (16, 128, 64, 4, 4)
+        elif m <= 64 and 8192 <= n <= 32768:
+            bm, bn, bkp, warps, stages = 64, 128, 128, 4, 1
         elif m <= 64:
-            bm, bn, bkp, warps, stages = (64, 128, 128, 4, 1) if 8192 <= n <= 32768 else (64, 64, 128, 4, 1)
+            # v14 (code pairs): 64 x 64 x 64 on 3 stages, split within one wave (4096x4096 19.9 -> 16.0 us)
+            bm, bn, bkp, warps, stages, waves = 64, 64, 64, 4, 3, 1
         else:
-            bm, bn, bkp, warps, stages = 128, 256, 32, 8, 2
+            # v14 (code pairs): 128 x 128 x 32 (28672x4096 132.5 -> 130.7 us, 4096x4096 29.7 -> 26.1)
+            bm, bn, bkp, warps, stages, waves = 128, 128, 32, 8, 3, 1
         tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
-        split_k = _split_k(tiles, kp, bkp, (2 if m <= 64 else 1) * sms, min_steps=2, most=4)
+        split_k = _split_k(tiles, kp, bkp, waves * sms, min_steps=2, most=4)
         return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k)
-    if _measured_weight_only(a8, fmt, x_bytes) and m <= 16 and n <= 4096:
-        # Ternary weight-only, 2-16 tokens, layers of <= 4096 rows (H100 sweep, NOTES.md v13): 16 x 128 x 64 tiles
-        # split along K up to 8 ways within two waves (3840x2560 M=4 11.0 -> 10.1 us, 4096x4096 13.1 -> 11.7,
-        # 4096x14336 24.5 -> 21.9); 6144x4096 and 13824x2560 kept their tiles (no gain there).
+    if _measured_weight_only(a8, fmt, x_bytes) and m <= 16 and n < 8192:
+        # Ternary weight-only, 2-16 tokens, layers of < 8192 rows (H100 sweeps, NOTES.md v13, v14): 16 x 128 x 64
+        # tiles split along K up to 8 ways within two waves (3840x2560 M=4 11.0 -> 10.1 us, 4096x4096 13.1 -> 11.7,
+        # 4096x14336 24.5 -> 21.9; with code pairs 6144x4096 M=16 15.5 -> 12.7, its 16 x 64 x 256 tile kept bytes).
         split_k = _split_k(triton.cdiv(m, 16) * triton.cdiv(n, 128), kp, 64, 2 * sms, min_steps=2, most=8)
         return _fitted(16, 128, 64, 4, 4, fmt, a8, x_bytes, device, split_k)
     if _measured_weight_only(a8, fmt, x_bytes) and 32 < m <= 256:
@@ -211,8 +219,11 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         # the SMs busy (57344x8192 M=256 703 -> 549 us, 10240x8192 205 -> 113).
         if m <= 64:
             bm, bn, bkp, warps, stages = 64, 64, 64, 4, 3
-            if k >= 2.5 * n and triton.cdiv(m, 64) * triton.cdiv(n, 64) < sms // 2:
-                split_k = 2
+            tiles = triton.cdiv(m, 64) * triton.cdiv(n, 64)
+            if tiles < sms // 2:
+                # v14: up to 4-way within two waves (2560x6912 23.6 -> 17.8 us, 4096x4096 17.4 -> 14.2, 4096x14336
+                # 40.6 -> 31.9); 96 tiles or more stay whole (6144x4096 17.1 against 19.3 split in two)
+                split_k = _split_k(tiles, kp, 64, 2 * sms, min_steps=2, most=4)
         else:
             programs = triton.cdiv(m, 128) * triton.cdiv(n, 128)
             if programs >= 1.5 * sms or sms // 2 <= programs <= sms:
