@@ -161,6 +161,7 @@ def test_weight_only_tall_long_rows_are_not_split(gpu_rules):
         (64, 28672, 4096, (64, 128, 128, 4), 1),
         (64, 57344, 8192, (64, 64, 64, 4), 1),
         (64, 8192, 28672, (64, 128, 128, 4), 4),
+        (64, 4096, 14336, (64, 64, 64, 4), 4),  # K-heavy: split within two waves (v14 bench)
         (256, 28672, 4096, (128, 128, 32, 8), 1),  # v14: 128 x 128 x 32
         (256, 8192, 28672, (128, 128, 32, 8), 1),
     ],
@@ -223,7 +224,8 @@ def test_small_layers_dequantize_from_65_tokens():
         (4, 8192, 28672, "ternary", 256, False),
         (4, 8192, 8192, "ternary", 256, False),
         (64, 4096, 4096, "ternary", 64, True),
-        (4, 28672, 4096, "binary", 64, True),
+        (4, 4096, 4096, "binary", 64, True),
+        (4, 28672, 4096, "binary", 64, False),  # the tall binary tile kept bytes (v14 bench)
         (64, 28672, 4096, "binary", 128, False),
         (256, 28672, 4096, "binary", 32, True),
     ],

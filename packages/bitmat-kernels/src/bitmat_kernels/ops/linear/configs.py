@@ -151,13 +151,13 @@ def _split_k(tiles: int, kp: int, block_kp: int, max_programs: float, min_steps:
     return split
 
 
-def _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k=1) -> GemmConfig:
+def _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k=1, code_pairs=None) -> GemmConfig:
     """The config with as many of the wanted pipeline stages as fit the device's shared memory. Weight-only tiles
     decode code pairs (kernel.code_pairs_as_halves) where a step spans at most 512 columns a row: on longer steps
     the decoded fragments outgrow the registers (H100 sweeps, NOTES.md v14: ternary 16 x 64 x 256 and binary
     64 x 128 x 128 ran 1.5x-4x slower with pairs, every tile within the bound 0.86x-1.47x the byte decode's time)."""
     stages = _stages_that_fit(bm, bn, bkp, fmt, 1 if a8 else x_bytes, stages, device)
-    pairs = bkp * CODES_PER_BYTE[fmt] <= 512
+    pairs = bkp * CODES_PER_BYTE[fmt] <= 512 if code_pairs is None else code_pairs
     return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k, code_pairs=pairs)
 
 
@@ -192,20 +192,23 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         # (8192x28672 213 -> 90 us; byte decode, see _fitted). Split-K while the programs stay within two waves (one
         # where marked) and each keeps two K steps. The stage counts are what fits the shared memory of an H100
         # (binary rows take 8 activation slices a step), as measured.
-        waves = 2
+        waves, pairs = 2, None
         if m <= 16:
             bm, bn, bkp, warps, stages = (16, 256, 64, 8, 3) if n >= 16384 else (16, 128, 64, 4, 4)
+            # v14 bench: code pairs lost 6-10% on the tall tile (57344x8192 M=16 103 -> 114 us, 28672x4096 M=4 32 -> 34)
+            pairs = None if n < 16384 else False
         elif m <= 64 and 8192 <= n <= 32768:
             bm, bn, bkp, warps, stages = 64, 128, 128, 4, 1
         elif m <= 64:
-            # v14 (code pairs): 64 x 64 x 64 on 3 stages, split within one wave (4096x4096 19.9 -> 16.0 us)
-            bm, bn, bkp, warps, stages, waves = 64, 64, 64, 4, 3, 1
+            # v14 (code pairs): 64 x 64 x 64 on 3 stages, split within one wave (4096x4096 19.9 -> 16.0 us), two on
+            # K-heavy layers (the v13 rule's 4-way split: 4096x14336 34.1 against 38.7 us in the v14 bench)
+            bm, bn, bkp, warps, stages, waves = 64, 64, 64, 4, 3, (2 if k >= 2.5 * n else 1)
         else:
             # v14 (code pairs): 128 x 128 x 32 (28672x4096 132.5 -> 130.7 us, 4096x4096 29.7 -> 26.1)
             bm, bn, bkp, warps, stages, waves = 128, 128, 32, 8, 3, 1
         tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
         split_k = _split_k(tiles, kp, bkp, waves * sms, min_steps=2, most=4)
-        return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k)
+        return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k, pairs)
     if _measured_weight_only(a8, fmt, x_bytes) and m <= 16 and n < 8192:
         # Ternary weight-only, 2-16 tokens, layers of < 8192 rows (H100 sweeps, NOTES.md v13, v14): 16 x 128 x 64
         # tiles split along K up to 8 ways within two waves (3840x2560 M=4 11.0 -> 10.1 us, 4096x4096 13.1 -> 11.7,
