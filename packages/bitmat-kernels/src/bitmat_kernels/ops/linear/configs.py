@@ -199,10 +199,13 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             pairs = None if n < 16384 else False
         elif m <= 64 and 8192 <= n <= 32768:
             bm, bn, bkp, warps, stages = 64, 128, 128, 4, 1
+        elif m <= 64 and k >= 2.5 * n:
+            # K-heavy: v13's 64 x 64 x 128 (byte decode) split within two waves (4096x14336 34.1 us; code pairs on
+            # 64 x 64 x 64 took 38.7 split in two, 41.1 in four, v14 runs)
+            bm, bn, bkp, warps, stages = 64, 64, 128, 4, 1
         elif m <= 64:
-            # v14 (code pairs): 64 x 64 x 64 on 3 stages, split within one wave (4096x4096 19.9 -> 16.0 us), two on
-            # K-heavy layers (the v13 rule's 4-way split: 4096x14336 34.1 against 38.7 us in the v14 bench)
-            bm, bn, bkp, warps, stages, waves = 64, 64, 64, 4, 3, (2 if k >= 2.5 * n else 1)
+            # v14 (code pairs): 64 x 64 x 64 on 3 stages, split within one wave (4096x4096 19.9 -> 16.0 us)
+            bm, bn, bkp, warps, stages, waves = 64, 64, 64, 4, 3, 1
         else:
             # v14 (code pairs): 128 x 128 x 32 (28672x4096 132.5 -> 130.7 us, 4096x4096 29.7 -> 26.1)
             bm, bn, bkp, warps, stages, waves = 128, 128, 32, 8, 3, 1
