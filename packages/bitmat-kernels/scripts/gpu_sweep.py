@@ -86,6 +86,7 @@ def main() -> int:
         "--gemm-tiles", default="", help="GEMM sweep: only these BMxBNxBKPxWARPSxSTAGES tiles, comma-separated"
     )
     ap.add_argument("--code-pairs", default="1", help="GEMM sweep, weight-only: 0, 1 or 0,1 (the code-pair decode)")
+    ap.add_argument("--gemm-max-registers", default="0", help="GEMM sweep: register caps (0: none)")
     ap.add_argument("--gemm-one-token", action="store_true", help="GEMM sweep: also at M = 1 (path=gemm)")
     ap.add_argument("--sweep-format", default="ternary", choices=["ternary", "binary"], help="weights of the sweeps")
     ap.add_argument("--split-k", default="1,2,4", help="split-K factors tried while the tiles are fewer than 2x SMs")
@@ -311,14 +312,16 @@ def main() -> int:
                         for split_k in [int(v) for v in args.split_k.split(",")]:
                             if split_k > 1 and (tiles * split_k > 2 * sms or kp // split_k < 2 * bkp):
                                 continue
-                            for ws, pairs in [
-                                (bool(int(v)), bool(int(p)))
+                            for ws, pairs, regs in [
+                                (bool(int(v)), bool(int(p)), int(r))
                                 for v in args.warp_specialize.split(",")
                                 for p in (args.code_pairs.split(",") if ab is None else ["1"])
+                                for r in args.gemm_max_registers.split(",")
                             ]:
                                 cfg = configs.GemmConfig(
-                                    bm, bn, bkp, 8, warps, stages, split_k=split_k, warp_specialize=ws, code_pairs=pairs
-                                )
+                                    bm, bn, bkp, 8, warps, stages, split_k=split_k, warp_specialize=ws, code_pairs=pairs,
+                                    max_registers=regs,
+                                )  # fmt: skip
                                 configs.TUNED_GEMM[(key_gpu, sw_fmt, ab == 8, configs.m_bucket(m))] = cfg
                                 kmod._GEMM_FALLBACK.clear()
                                 sweep_point("gemm", n, k, m, x, ab, cfg, gemm_built, 5)

@@ -44,6 +44,7 @@ class GemmConfig:
     fast_cvt: bool = True  # weight-only: PTX byte permutes turn codes into bf16/fp16
     warp_specialize: bool = False  # Triton's automatic warp specialization of the K loop (sweeps only so far)
     code_pairs: bool = True  # weight-only bf16/fp16, even KP: two slices a shift into tensor-core fragments
+    max_registers: int = 0  # a per-thread register cap (more programs an SM), 0 for none
 
 
 def m_bucket(m: int) -> int:

@@ -759,6 +759,7 @@ def _launch_gemm(cfg: GemmConfig, args: tuple, x_dtype: torch.dtype, common: dic
         **({"WARP_SPEC": True} if cfg.warp_specialize else {}),
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
+        **({"maxnreg": cfg.max_registers} if cfg.max_registers else {}),
         **({"launch_pdl": True} if pdl else {}),
         **common,
     )
