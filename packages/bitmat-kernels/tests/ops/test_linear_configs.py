@@ -217,6 +217,16 @@ def test_small_layers_dequantize_from_65_tokens():
     assert configs.dequant_min_m(4096, 4096) == 1024 and configs.dequant_min_m(28672, 4096) == 1024
 
 
+def test_weight_only_tall_layers_cap_registers_at_few_tokens(gpu_rules):
+    """v14 sweep: two 8-warp programs an SM on the tall layers' code-pair tile (128 registers, not 180)."""
+    for n, k in [(28672, 4096), (57344, 8192)]:
+        cfg = configs.gemm_config(4, n, k, "ternary", False, gpu_rules, x_bytes=2)
+        assert (cfg.block_n, cfg.block_kp, cfg.num_warps, cfg.code_pairs, cfg.max_registers) == (128, 128, 8, True, 128)
+    for m, n, k, fmt, a8 in [(64, 28672, 4096, "ternary", False), (4, 28672, 4096, "ternary", True),
+                             (4, 6144, 4096, "ternary", False), (4, 28672, 4096, "binary", False)]:  # fmt: skip
+        assert configs.gemm_config(m, n, k, fmt, a8, gpu_rules, x_bytes=2).max_registers == 0, (m, n, fmt, a8)
+
+
 @pytest.mark.parametrize(
     ("m", "n", "k", "fmt", "block_kp", "pairs"),
     [  # v14: code pairs where a step spans <= 512 columns a row

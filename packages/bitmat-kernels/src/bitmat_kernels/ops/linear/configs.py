@@ -152,14 +152,16 @@ def _split_k(tiles: int, kp: int, block_kp: int, max_programs: float, min_steps:
     return split
 
 
-def _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k=1, code_pairs=None) -> GemmConfig:
+def _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k=1, code_pairs=None, regs=0) -> GemmConfig:
     """The config with as many of the wanted pipeline stages as fit the device's shared memory. Weight-only tiles
     decode code pairs (kernel.code_pairs_as_halves) where a step spans at most 512 columns a row: on longer steps
     the decoded fragments outgrow the registers (H100 sweeps, NOTES.md v14: ternary 16 x 64 x 256 and binary
     64 x 128 x 128 ran 1.5x-4x slower with pairs, every tile within the bound 0.86x-1.47x the byte decode's time)."""
     stages = _stages_that_fit(bm, bn, bkp, fmt, 1 if a8 else x_bytes, stages, device)
     pairs = bkp * CODES_PER_BYTE[fmt] <= 512 if code_pairs is None else code_pairs
-    return GemmConfig(bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k, code_pairs=pairs)
+    return GemmConfig(
+        bm, bn, bkp, num_warps=warps, num_stages=stages, split_k=split_k, code_pairs=pairs, max_registers=regs
+    )
 
 
 def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device, x_bytes: int = 1) -> GemmConfig:
@@ -173,7 +175,7 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         return tuned if fit == tuned.num_stages else dataclasses.replace(tuned, num_stages=fit)
     sms = _sm_count(device)
     kp = -(-k // CODES_PER_BYTE[fmt])
-    split_k = 1
+    split_k, regs = 1, 0
     if a8 and fmt == "binary" and 128 < m <= 1024 and n * k < 64 * 2**20:
         # Binary A8 on small and mid layers (8 slices a byte; H100 sweep, NOTES.md v12): 64-token tiles, 64 rows
         # a program where 128 would leave the GPU under-filled at M <= 256 (3840x2560 M=256 17.3 -> 11.6 us,
@@ -248,6 +250,9 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             # 155 -> 113 us, 4096x4096 18 -> 16).
             if m <= 16 and (n <= 8192 or n >= 16384):
                 bm, bn, bkp, warps, stages = (16, 64, 256, 4, 3) if n <= 8192 else (16, 128, 128, 8, 3)
+                # v14 (code pairs): 128 registers a thread let two 8-warp programs share an SM (180 left one,
+                # ncu: 12.5% occupancy): 28672x4096 M=4 33.8 -> 26.2 us, 57344x8192 110.5 -> 89.8
+                regs = 0 if n <= 8192 else 128
             elif m > 16:
                 bm, bn, bkp, warps, stages = (32, 64, 64, 4, 3) if n >= 6144 else (16, 64, 256, 4, 3)
         # Fill the GPU: narrower weight tiles, then split-K, while the tiles are fewer than the SMs
@@ -295,7 +300,7 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             bm, bn, bkp, warps, stages = 128, 128, 64, 8, 3
         else:
             bm, bn, bkp, warps, stages = base
-    return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k)
+    return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k, regs=regs)
 
 
 @functools.lru_cache(maxsize=16)
