@@ -14,7 +14,8 @@ Two families, picked by M (tokens):
 * prefill (larger M): tensor-core GEMM computing y^T = W x^T. A [BLOCK_N, BLOCK_KP] tile of bytes
   unpacks (inline PTX on 4 bytes a register) into int8 tiles of stored codes that meet contiguous
   [BLOCK_KP, BLOCK_M] tiles of activations in one tl.dot each: int8 x int8 -> int32 for A8,
-  bf16/fp16 for weight-only.
+  bf16/fp16 for weight-only. Weight-only tiles mostly decode code pairs instead (code_pairs_as_halves:
+  two slices a shift from a row's bytes read two at a time, into two accumulators).
 
 Under the Triton interpreter (CPU tests) inline PTX cannot run, so the same kernels take a plain
 shift-and-mask path and an emulated dp4a, selected by the USE_PTX constexpr.
