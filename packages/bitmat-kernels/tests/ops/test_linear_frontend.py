@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - internal API moved
 TORCH_TO_TRITON = {
     torch.int8: "i8",
     torch.uint8: "u8",
+    torch.int16: "i16",
     torch.int32: "i32",
     torch.float32: "fp32",
     torch.bfloat16: "bf16",
@@ -88,7 +89,11 @@ def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=Fals
     patches = [
         mock.patch.object(kernel, name, Capture(getattr(kernel, name), launches))
         for name in (
-            "_bitmat_gemm_kernel", "_bitmat_gemv_kernel", "_bitmat_gemv_weight_only_kernel", "_split_k_finish_kernel"
+            "_bitmat_gemm_kernel",
+            "_bitmat_gemv_kernel",
+            "_bitmat_gemv_weight_only_kernel",
+            "_split_k_finish_kernel",
+            "_weight_only_row_offsets_kernel",
         )
     ]
     patches += [
@@ -112,6 +117,9 @@ def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=Fals
         for p in patches:
             p.stop()
     assert launches
+    if activation_bits is None and dtype != torch.float32 and m > 1:  # the code-pair decode and its offsets
+        assert any(kw.get("CODE_PAIRS") for _, _, kw in launches), launches
+        assert any(fn is kernel._weight_only_row_offsets_kernel for fn, _, _ in launches), launches
     if pdl:  # the GEMV / GEMM waits for the quantizer, which lets it launch early
         assert any(kw.get("GDC") and kw.get("launch_pdl") for _, _, kw in launches), launches
         from bitmat_kernels.ops.quantize.kernel import _quantize_activations_kernel
