@@ -107,8 +107,8 @@ def test_binary_a8_mid_m_tiles(gpu_rules, m, n, k, block_m, block_n):
         (4, 28672, 4096, 2, (16, 128, 128, 8)),  # weight-only, a few tokens, tall layer (v12)
         (16, 57344, 8192, 2, (16, 128, 128, 8)),
         (4, 6144, 4096, 2, (16, 128, 64, 4)),  # under 8192 rows: split-K tiles (v14)
-        (4, 8192, 8192, 2, (16, 64, 256, 4)),  # 8192 rows: longer K steps
-        (4, 14336, 4096, 2, (16, 64, 128, 4)),  # between the two: the GEMV-era tile (a tie in the sweep)
+        (4, 8192, 8192, 2, (16, 128, 64, 4)),  # under 16384 rows: split-K tiles on 3 stages (v14)
+        (4, 14336, 4096, 2, (16, 128, 64, 4)),
         (4, 8192, 28672, 2, (16, 64, 256, 4)),  # K-heavy: long K steps (v9), unsplit for weight-only on tall layers
         (4, 28672, 4096, 4, (16, 64, 128, 4)),  # fp32 activations: three bf16 dots, not measured
         (32, 57344, 8192, 2, (32, 64, 64, 4)),  # 17-32 tokens: 32 x 64 tiles
@@ -161,7 +161,8 @@ def test_weight_only_tall_long_rows_are_not_split(gpu_rules):
         (64, 28672, 4096, (64, 128, 128, 4), 1),
         (64, 57344, 8192, (64, 64, 64, 4), 1),
         (64, 8192, 28672, (64, 128, 128, 4), 4),
-        (64, 4096, 14336, (64, 64, 128, 4), 4),  # K-heavy: v13's tile and split (v14 runs)
+        (64, 4096, 14336, (32, 64, 64, 4), 1),  # K-heavy: 32-token tiles (v14 sweep 6)
+        (64, 2560, 6912, (32, 64, 64, 4), 1),
         (256, 28672, 4096, (128, 128, 32, 8), 1),  # v14: 128 x 128 x 32
         (256, 8192, 28672, (128, 128, 32, 8), 1),
     ],
@@ -176,7 +177,7 @@ def test_binary_weight_only_rule_leaves_other_cases(gpu_rules):
     fp32 = configs.gemm_config(4, 4096, 4096, "binary", False, gpu_rules, x_bytes=4)
     assert (fp32.block_m, fp32.block_kp) == (16, 128)
     assert configs.gemm_config(24, 4096, 4096, "binary", False, gpu_rules, x_bytes=2).block_m == 32
-    assert configs.gemm_config(4, 8192, 8192, "ternary", False, gpu_rules, x_bytes=2).block_kp == 256
+    assert configs.gemm_config(4, 8192, 28672, "ternary", False, gpu_rules, x_bytes=2).block_kp == 256
 
 
 def test_binary_a8_large_m_tiles(gpu_rules):
@@ -207,9 +208,12 @@ def test_weight_only_few_tokens_small_layers(gpu_rules, m, n, k, split_k):
     assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (16, 128, 64, split_k)
 
 
-def test_weight_only_few_tokens_rule_stops_below_8192_rows(gpu_rules):
+def test_weight_only_few_tokens_rule_leaves_tall_layers_and_long_rows(gpu_rules):
+    cfg = configs.gemm_config(4, 8192, 28672, "ternary", False, gpu_rules, x_bytes=2)
+    assert (cfg.block_n, cfg.block_kp, cfg.code_pairs, cfg.split_k) == (64, 256, False, 1)  # v12's tile, bytes
     cfg = configs.gemm_config(4, 8192, 8192, "ternary", False, gpu_rules, x_bytes=2)
-    assert (cfg.block_n, cfg.block_kp, cfg.code_pairs) == (64, 256, False)  # v12's tile, byte decode
+    assert (cfg.block_n, cfg.block_kp, cfg.num_stages, cfg.split_k) == (128, 64, 3, 4)  # v14 sweep 5
+    assert configs.gemm_config(4, 16384, 4096, "ternary", False, gpu_rules, x_bytes=2).block_kp == 128
 
 
 def test_small_layers_dequantize_from_65_tokens():
@@ -232,7 +236,7 @@ def test_weight_only_tall_layers_cap_registers_at_few_tokens(gpu_rules):
     [  # v14: code pairs where a step spans <= 512 columns a row
         (4, 28672, 4096, "ternary", 128, True),
         (4, 8192, 28672, "ternary", 256, False),
-        (4, 8192, 8192, "ternary", 256, False),
+        (4, 8192, 8192, "ternary", 64, True),
         (64, 4096, 4096, "ternary", 64, True),
         (4, 4096, 4096, "binary", 64, True),
         (4, 28672, 4096, "binary", 64, False),  # the tall binary tile kept bytes (v14 bench)

@@ -203,9 +203,9 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         elif m <= 64 and 8192 <= n <= 32768:
             bm, bn, bkp, warps, stages = 64, 128, 128, 4, 1
         elif m <= 64 and k >= 2.5 * n:
-            # K-heavy: v13's 64 x 64 x 128 (byte decode) split within two waves (4096x14336 34.1 us; code pairs on
-            # 64 x 64 x 64 took 38.7 split in two, 41.1 in four, v14 runs)
-            bm, bn, bkp, warps, stages = 64, 64, 128, 4, 1
+            # K-heavy: 32 x 64 x 64 (code pairs) within one wave (v14 sweep 6: 2560x6912 31.9 -> 20.0 us; 4096x14336
+            # 34.7 against v13's 64 x 64 x 128 at 34.1-34.5; code pairs on 64 x 64 x 64 took 38.7-41.1 there)
+            bm, bn, bkp, warps, stages, waves = 32, 64, 64, 4, 3, 1
         elif m <= 64:
             # v14 (code pairs): 64 x 64 x 64 on 3 stages, split within one wave (4096x4096 19.9 -> 16.0 us)
             bm, bn, bkp, warps, stages, waves = 64, 64, 64, 4, 3, 1
@@ -215,12 +215,19 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
         split_k = _split_k(tiles, kp, bkp, waves * sms, min_steps=2, most=4)
         return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k, pairs)
-    if _measured_weight_only(a8, fmt, x_bytes) and m <= 16 and n < 8192:
-        # Ternary weight-only, 2-16 tokens, layers of < 8192 rows (H100 sweeps, NOTES.md v13, v14): 16 x 128 x 64
+    if (
+        _measured_weight_only(a8, fmt, x_bytes)
+        and m <= 16
+        and n < 16384
+        and not weight_only_tall_long_rows(n, k, fmt, x_bytes)
+    ):
+        # Ternary weight-only, 2-16 tokens, layers of < 16384 rows (H100 sweeps, NOTES.md v13, v14): 16 x 128 x 64
         # tiles split along K up to 8 ways within two waves (3840x2560 M=4 11.0 -> 10.1 us, 4096x4096 13.1 -> 11.7,
         # 4096x14336 24.5 -> 21.9; with code pairs 6144x4096 M=16 15.5 -> 12.7, its 16 x 64 x 256 tile kept bytes).
+        # From 8192 rows on 3 stages (v14 sweep 5: 8192x8192 M=4 20.7 -> 17.4 us, 10240x8192 31.6 -> 25.7, 13824x2560
+        # 13.5 -> 12.6; 4 stages 2.5-3 us slower there).
         split_k = _split_k(triton.cdiv(m, 16) * triton.cdiv(n, 128), kp, 64, 2 * sms, min_steps=2, most=8)
-        return _fitted(16, 128, 64, 4, 4, fmt, a8, x_bytes, device, split_k)
+        return _fitted(16, 128, 64, 4, 4 if n < 8192 else 3, fmt, a8, x_bytes, device, split_k)
     if _measured_weight_only(a8, fmt, x_bytes) and 32 < m <= 256:
         # Weight-only (bf16/fp16 activations), 33-256 tokens (H100 sweep, NOTES.md v12): 64 x 64 tiles at M <= 64
         # (28672x4096 M=64 85 -> 53 us, 8192x28672 211 -> 101), split in two along K for long rows on few
