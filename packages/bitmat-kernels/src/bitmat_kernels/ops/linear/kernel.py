@@ -242,8 +242,9 @@ def code_pairs_as_halves(
     """Stored codes of slices s + 1 and s (s even) of a [BLOCK_N, H] int16 tile of packed byte pairs as two
     [BLOCK_N, 2H] 16-bit float tiles (bf16 or fp16; fp32 under the interpreter), 1 + t/2**BITS and 1 + t/4**BITS:
     each code in the top mantissa bits of 1.0, the lower slice BITS lower (one shift serves both). Byte 2i of a row
-    is column 2i. With PTX: 7 instructions for 8 codes, each result register already the two 16-bit floats of
-    consecutive columns that a tensor-core fragment holds (NOTES.md v14)."""
+    is column 2i. With PTX: 7 SASS instructions for 8 codes (ptxas shares the spread between the two calls on the
+    same bytes), each result register already the two 16-bit floats of consecutive columns that a tensor-core
+    fragment holds (NOTES.md v14)."""
     H: tl.constexpr = h.shape[1]
     if USE_PTX:
         if IS_BF16:
@@ -717,11 +718,10 @@ _CONFIG_ERRORS = tuple(
 )
 
 
-def _code_pairs_ok(cfg: GemmConfig, packed: torch.Tensor, x_dtype: torch.dtype, a8: bool) -> bool:
-    # the code-pair decode reads a row's bytes two at a time (int16)
+def _code_pairs_ok(cfg: GemmConfig, packed: torch.Tensor, x_dtype: torch.dtype) -> bool:
+    # weight-only; the code-pair decode reads a row's bytes two at a time (int16)
     return (
         cfg.code_pairs
-        and not a8
         and x_dtype in (torch.bfloat16, torch.float16)
         and packed.shape[1] % 2 == 0
         and packed.storage_offset() % 2 == 0
@@ -732,7 +732,7 @@ def _launch_gemm(cfg: GemmConfig, args: tuple, x_dtype: torch.dtype, common: dic
     if not common["A8"]:
         # weight-only: the row sums (and the weights' view) depend on the decode
         x2, packed, kp = args[0], args[3], args[10]
-        pairs = _code_pairs_ok(cfg, packed, x_dtype, False)
+        pairs = _code_pairs_ok(cfg, packed, x_dtype)
         if pairs:
             row_sum, packed = weight_only_row_offsets(x2, kp, common["BITS"]), packed.view(torch.int16)
         else:
