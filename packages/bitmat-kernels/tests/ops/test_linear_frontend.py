@@ -71,7 +71,7 @@ def lower(fn, args, kwargs):
     ctx = ir.context()
     ir.load_dialects(ctx)
     backend.load_dialects(ctx)
-    src.make_ir(target, options, backend.get_codegen_implementation(options), backend.get_module_map(), ctx)
+    return str(src.make_ir(target, options, backend.get_codegen_implementation(options), backend.get_module_map(), ctx))
 
 
 def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=False):
@@ -128,7 +128,11 @@ def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=Fals
                   torch.zeros(m, dtype=torch.int32), 256, 1e-5)  # fmt: skip
         lower(_quantize_activations_kernel, q_args, dict(BLOCK_K=256, WRITE_SUM=False, ONE_BLOCK=True, GDC=True))
     for fn, args, kwargs in launches:
-        lower(fn, args, kwargs)
+        ir_text = lower(fn, args, kwargs)
+        if kwargs.get("CODE_PAIRS"):  # each slice pair picked its own decoding PTX
+            bits, bf16 = kwargs["BITS"], kwargs["HALF_IS_BF16"]
+            for s in range(0, 8 // bits, 2):
+                assert kernel._code_pairs_as_halves_asm(bits, s, bf16) in ir_text, (bits, s, bf16)
 
 
 CASES = [

@@ -218,20 +218,15 @@ def _code_pairs_as_halves_asm(bits: int, s: int, bf16: bool) -> str:
     return " ".join(lines) + " }"
 
 
-_PAIRS = {(bits, s, bf16): _code_pairs_as_halves_asm(bits, s, bf16) for bits in (1, 2) for s in range(0, 8 // bits, 2)
-          for bf16 in (True, False)}  # fmt: skip
-_HP2_0: tl.constexpr = tl.constexpr(_PAIRS[2, 0, True])
-_HP2_2: tl.constexpr = tl.constexpr(_PAIRS[2, 2, True])
-_HP1_0: tl.constexpr = tl.constexpr(_PAIRS[1, 0, True])
-_HP1_2: tl.constexpr = tl.constexpr(_PAIRS[1, 2, True])
-_HP1_4: tl.constexpr = tl.constexpr(_PAIRS[1, 4, True])
-_HP1_6: tl.constexpr = tl.constexpr(_PAIRS[1, 6, True])
-_FP2_0: tl.constexpr = tl.constexpr(_PAIRS[2, 0, False])
-_FP2_2: tl.constexpr = tl.constexpr(_PAIRS[2, 2, False])
-_FP1_0: tl.constexpr = tl.constexpr(_PAIRS[1, 0, False])
-_FP1_2: tl.constexpr = tl.constexpr(_PAIRS[1, 2, False])
-_FP1_4: tl.constexpr = tl.constexpr(_PAIRS[1, 4, False])
-_FP1_6: tl.constexpr = tl.constexpr(_PAIRS[1, 6, False])
+# code_pairs_as_halves's PTX, indexed by (0 for bf16, 6 for fp16) + (0 ternary, 2 binary) + s // 2
+_PAIRS_ASM: tl.constexpr = tl.constexpr(
+    tuple(
+        _code_pairs_as_halves_asm(bits, s, bf16)
+        for bf16 in (True, False)
+        for bits in (2, 1)
+        for s in range(0, 8 // bits, 2)
+    )
+)
 _SPLIT: tl.constexpr = tl.constexpr("mov.b32 {$0, $1}, $2;")
 
 
@@ -247,34 +242,7 @@ def code_pairs_as_halves(
     fragment holds (NOTES.md v14)."""
     H: tl.constexpr = h.shape[1]
     if USE_PTX:
-        if IS_BF16:
-            if BITS == 2:
-                if s == 0:
-                    asm: tl.constexpr = _HP2_0
-                else:
-                    asm: tl.constexpr = _HP2_2
-            elif s == 0:
-                asm: tl.constexpr = _HP1_0
-            elif s == 2:
-                asm: tl.constexpr = _HP1_2
-            elif s == 4:
-                asm: tl.constexpr = _HP1_4
-            else:
-                asm: tl.constexpr = _HP1_6
-        else:
-            if BITS == 2:
-                if s == 0:
-                    asm: tl.constexpr = _FP2_0
-                else:
-                    asm: tl.constexpr = _FP2_2
-            elif s == 0:
-                asm: tl.constexpr = _FP1_0
-            elif s == 2:
-                asm: tl.constexpr = _FP1_2
-            elif s == 4:
-                asm: tl.constexpr = _FP1_4
-            else:
-                asm: tl.constexpr = _FP1_6
+        asm: tl.constexpr = _PAIRS_ASM[(0 if IS_BF16 else 6) + (2 - BITS) * 2 + s // 2]
         hi, lo = tl.inline_asm_elementwise(asm, "=r,=r,h", [h], (tl.int32, tl.int32), True, 1)
         # each word's two halves as two 16-bit tiles (free in SASS: the join below rebuilds the same registers)
         if IS_BF16:
