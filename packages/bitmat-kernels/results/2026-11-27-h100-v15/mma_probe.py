@@ -19,7 +19,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--out", required=True)
 ap.add_argument("--shapes", default="28672x4096,57344x8192,8192x28672,4096x4096")
 ap.add_argument("--batch", default="1,4,16")
-ap.add_argument("--cfgs", default="4x1,4x3,2x3,8x3")  # ROW_WARPS x STAGES
+ap.add_argument("--cfgs", default="4x1x2,4x1x4")  # ROW_WARPS x STAGES x CHUNKS
 ap.add_argument("--fmts", default="ternary")
 ap.add_argument("--dtypes", default="bf16")
 args = ap.parse_args()
@@ -49,8 +49,9 @@ for shape in args.shapes.split(","):
                 rec["auto_us"] = graph_time_us(lambda i: linear_triton(x, ws[i % c], scale, k, fmt, None, bias), c)
                 rec["auto_err"] = ((y.double() - ref).norm() / ref.norm()).item()
                 for cfg in args.cfgs.split(","):
-                    rw, st = (int(v) for v in cfg.split("x"))
-                    configs.TUNED_MMA_GEMV[(configs.gpu_key(x.device), fmt, configs.m_bucket(m))] = configs.MmaGemvConfig(rw, st)
+                    rw, st, ch = (int(v) for v in cfg.split("x"))
+                    key = (configs.gpu_key(x.device), fmt, configs.m_bucket(m))
+                    configs.TUNED_MMA_GEMV[key] = configs.MmaGemvConfig(rw, st, ch)
                     try:
                         ys = [linear_triton(x, packed, scale, k, fmt, None, bias, path="mma") for _ in range(5)]
                         err = ((ys[0].double() - ref).norm() / ref.norm()).item()

@@ -53,7 +53,8 @@ class MmaGemvConfig:
     """The tensor-core GEMV (kernel._bitmat_gemv_mma_kernel): weight-only, 1-16 tokens."""
 
     row_warps: int = 4  # warps a program, 16 output rows each; they share each step's activations through L1
-    num_stages: int = 3  # steps loaded ahead
+    num_stages: int = 1  # steps loaded ahead (cp.async); 1: plain loads
+    chunks: int = 1  # 32-byte chunks of a row a lane group loads a step
 
 def m_bucket(m: int) -> int:
     """The next power of two >= m (1, 2, 4, ..., 8192, then 16384 for all larger)."""
@@ -336,6 +337,6 @@ TUNED_MMA_GEMV: dict[tuple[str, str, int], MmaGemvConfig] = {}
 def mma_gemv_config(m: int, n: int, k: int, fmt: str, device: torch.device) -> MmaGemvConfig:
     """Launch config of the tensor-core GEMV."""
     if interpreter_enabled():
-        return MmaGemvConfig(row_warps=2, num_stages=1)
+        return MmaGemvConfig(row_warps=2, num_stages=1, chunks=2)
     tuned = TUNED_MMA_GEMV.get((gpu_key(device), fmt, m_bucket(m)))
     return tuned if tuned is not None else MmaGemvConfig()

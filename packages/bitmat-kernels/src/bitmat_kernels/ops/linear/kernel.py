@@ -37,7 +37,7 @@ from triton.compiler.errors import CompilationError
 from triton.runtime.errors import OutOfResources
 
 from ...backend import interpreter_enabled
-from ...formats import BITS_PER_CODE
+from ...formats import BITS_PER_CODE, CODES_PER_BYTE
 from ..pack.kernel import unpack_triton
 from ..quantize.kernel import quantize_activations_triton, quantize_value, token_absmax, token_scales
 from .configs import (
@@ -803,6 +803,19 @@ def _row_products(w, xh, xl, s: tl.constexpr, BITS: tl.constexpr, NW: tl.constex
 
 
 @triton.jit
+def _mma_activations(x_row, e, SW, XW, ok, EVEN_K: tl.constexpr):
+    """A lane's activations for mma_code_pairs: int64 words e, e + 1 (slice s) and e + SW, e + SW + 1 (slice s + 1) of
+    its token's row, 0 past K (unless EVEN_K) or past the packed row (ok false)."""
+    if EVEN_K:
+        return tl.load(x_row + e), tl.load(x_row + e + 1), tl.load(x_row + e + SW), tl.load(x_row + e + SW + 1)
+    lo_a = tl.load(x_row + e, mask=ok & (e < XW), other=0)
+    lo_b = tl.load(x_row + e + 1, mask=ok & (e + 1 < XW), other=0)
+    hi_a = tl.load(x_row + e + SW, mask=ok & (e + SW < XW), other=0)
+    hi_b = tl.load(x_row + e + SW + 1, mask=ok & (e + SW + 1 < XW), other=0)
+    return lo_a, lo_b, hi_a, hi_b
+
+
+@triton.jit
 def _store_mma_outputs(y_ptr, c0, c1, c2, c3, tok, row0, row1, sc0, sc1, bias0, bias1, M, N):
     """Lane (g, t)'s MMA outputs: c0 / c1 row g, tokens tok / tok + 1; c2 / c3 the same for row g + 8."""
     ty = y_ptr.dtype.element_ty
@@ -830,7 +843,9 @@ def _bitmat_gemv_mma_kernel(
     USE_PTX: tl.constexpr,
     ROW_WARPS: tl.constexpr,  # warps a program, 16 output rows each
     TOKEN_BLOCKS: tl.constexpr,  # 1 for M <= 8, 2 for M <= 16 (an MMA covers 8 tokens)
-    STAGES: tl.constexpr,  # steps loaded ahead
+    STAGES: tl.constexpr,  # steps loaded ahead (cp.async; 1: plain loads)
+    CHUNKS: tl.constexpr,  # 32-byte chunks of each row a lane group covers a step (more loads in flight)
+    EVEN_K: tl.constexpr,  # KP a multiple of 32 CHUNKS and K = codes a byte * KP: no masks along K
 ):
     """Weight-only, 1-16 tokens, on tensor cores fed from registers: y = (x . codes) * scale + bias.
 
@@ -850,37 +865,37 @@ def _bitmat_gemv_mma_kernel(
     KW = KP // 8  # int64 words of packed bytes a row
     XW = K // 4  # int64 words of activations a token
     SW = KP // 4  # int64 words of activations a slice
+    # Loads are not masked by row or token: rows past N and tokens past M read row N - 1 / token M - 1 (their
+    # outputs are not stored), which saves a select per loaded register. EVEN_K: whole steps, K = codes a byte * KP.
+    w0_ptr = w_ptr + tl.minimum(row0, N - 1) * KW
+    w1_ptr = w_ptr + tl.minimum(row1, N - 1) * KW
+    x0 = x_ptr + tl.minimum(g, M - 1) * XW
+    x1 = x_ptr + tl.minimum(g + 8, M - 1) * XW
     zero = tl.zeros((S,), dtype=tl.float32)
     a0, a1, a2, a3, a4, a5, a6, a7 = zero, zero, zero, zero, zero, zero, zero, zero
     b0, b1, b2, b3, b4, b5, b6, b7 = zero, zero, zero, zero, zero, zero, zero, zero
-    x0 = x_ptr + g * XW
-    x1 = x_ptr + (g + 8) * XW
-    for j in tl.range(0, KW, 4, num_stages=STAGES):
-        wi = tl.max_contiguous(j + t, 1)
-        w_ok = wi < KW
-        w0 = tl.load(w_ptr + row0 * KW + wi, mask=(row0 < N) & w_ok, other=0)
-        w1 = tl.load(w_ptr + row1 * KW + wi, mask=(row1 < N) & w_ok, other=0)
-        for s in tl.static_range(0, 8 // BITS, 2):
-            e = s * SW + 2 * wi  # activations of slice s at this step's columns
-            ok = w_ok & (g < M)
-            xl_a = tl.load(x0 + e, mask=ok & (e < XW), other=0)
-            xl_b = tl.load(x0 + e + 1, mask=ok & (e + 1 < XW), other=0)
-            xh_a = tl.load(x0 + e + SW, mask=ok & (e + SW < XW), other=0)
-            xh_b = tl.load(x0 + e + SW + 1, mask=ok & (e + SW + 1 < XW), other=0)
-            a0, a1, a2, a3, a4, a5, a6, a7 = mma_code_pairs(
-                w0, w1, xh_a, xh_b, xl_a, xl_b, (a0, a1, a2, a3, a4, a5, a6, a7), s, BITS, IS_BF16, USE_PTX,
-                ROW_WARPS,
-            )  # fmt: skip
-            if TOKEN_BLOCKS == 2:
-                ok = w_ok & (g + 8 < M)
-                xl_a = tl.load(x1 + e, mask=ok & (e < XW), other=0)
-                xl_b = tl.load(x1 + e + 1, mask=ok & (e + 1 < XW), other=0)
-                xh_a = tl.load(x1 + e + SW, mask=ok & (e + SW < XW), other=0)
-                xh_b = tl.load(x1 + e + SW + 1, mask=ok & (e + SW + 1 < XW), other=0)
-                b0, b1, b2, b3, b4, b5, b6, b7 = mma_code_pairs(
-                    w0, w1, xh_a, xh_b, xl_a, xl_b, (b0, b1, b2, b3, b4, b5, b6, b7), s, BITS, IS_BF16, USE_PTX,
+    for j in tl.range(0, KW, 4 * CHUNKS, num_stages=STAGES):
+        for c in tl.static_range(CHUNKS):
+            wi = tl.max_contiguous(j + 4 * c + t, 1)
+            if EVEN_K:
+                w0 = tl.load(w0_ptr + wi)
+                w1 = tl.load(w1_ptr + wi)
+            else:
+                w0 = tl.load(w0_ptr + wi, mask=wi < KW, other=0)
+                w1 = tl.load(w1_ptr + wi, mask=wi < KW, other=0)
+            for s in tl.static_range(0, 8 // BITS, 2):
+                e = s * SW + 2 * wi  # activations of slice s at this chunk's columns
+                xl_a, xl_b, xh_a, xh_b = _mma_activations(x0, e, SW, XW, wi < KW, EVEN_K)
+                a0, a1, a2, a3, a4, a5, a6, a7 = mma_code_pairs(
+                    w0, w1, xh_a, xh_b, xl_a, xl_b, (a0, a1, a2, a3, a4, a5, a6, a7), s, BITS, IS_BF16, USE_PTX,
                     ROW_WARPS,
                 )  # fmt: skip
+                if TOKEN_BLOCKS == 2:
+                    xl_a, xl_b, xh_a, xh_b = _mma_activations(x1, e, SW, XW, wi < KW, EVEN_K)
+                    b0, b1, b2, b3, b4, b5, b6, b7 = mma_code_pairs(
+                        w0, w1, xh_a, xh_b, xl_a, xl_b, (b0, b1, b2, b3, b4, b5, b6, b7), s, BITS, IS_BF16, USE_PTX,
+                        ROW_WARPS,
+                    )  # fmt: skip
     sc0 = tl.load(w_scale_ptr + row0 * w_scale_stride, mask=row0 < N, other=0.0)
     sc1 = tl.load(w_scale_ptr + row1 * w_scale_stride, mask=row1 < N, other=0.0)
     if HAS_BIAS:
@@ -1071,6 +1086,8 @@ def linear_triton(
             ROW_WARPS=cfg.row_warps,
             TOKEN_BLOCKS=1 if m <= 8 else 2,
             STAGES=cfg.num_stages,
+            CHUNKS=cfg.chunks,
+            EVEN_K=kp % (32 * cfg.chunks) == 0 and k == kp * CODES_PER_BYTE[fmt],
             num_warps=cfg.row_warps,
         )
         return y.reshape(*x.shape[:-1], n)
