@@ -803,6 +803,15 @@ def _row_products(w, xh, xl, s: tl.constexpr, BITS: tl.constexpr, NW: tl.constex
 
 
 @triton.jit
+def _mma_weights(w0_ptr, w1_ptr, wi, KW, EVEN_K: tl.constexpr):
+    """A lane's int64 word wi of its rows g and g + 8 (0 past the row unless EVEN_K)."""
+    wi = tl.max_contiguous(wi, 1)
+    if EVEN_K:
+        return tl.load(w0_ptr + wi), tl.load(w1_ptr + wi)
+    return tl.load(w0_ptr + wi, mask=wi < KW, other=0), tl.load(w1_ptr + wi, mask=wi < KW, other=0)
+
+
+@triton.jit
 def _mma_activations(x_row, e, SW, XW, ok, EVEN_K: tl.constexpr):
     """A lane's activations for mma_code_pairs: int64 words e, e + 1 (slice s) and e + SW, e + SW + 1 (slice s + 1) of
     its token's row, 0 past K (unless EVEN_K) or past the packed row (ok false)."""
@@ -874,15 +883,38 @@ def _bitmat_gemv_mma_kernel(
     zero = tl.zeros((S,), dtype=tl.float32)
     a0, a1, a2, a3, a4, a5, a6, a7 = zero, zero, zero, zero, zero, zero, zero, zero
     b0, b1, b2, b3, b4, b5, b6, b7 = zero, zero, zero, zero, zero, zero, zero, zero
-    for j in tl.range(0, KW, 4 * CHUNKS, num_stages=STAGES):
+    # Software pipelining in registers: each step's weights are loaded one step ahead (the next step's loads issue
+    # before this step's decode; a last, wrapped-around load is never used). Up to 4 chunks, named one by one.
+    STEP: tl.constexpr = 4 * CHUNKS
+    q00, q01 = _mma_weights(w0_ptr, w1_ptr, 0 * 4 + t, KW, EVEN_K)
+    q10, q11 = q00, q01
+    q20, q21 = q00, q01
+    q30, q31 = q00, q01
+    if CHUNKS >= 2:
+        q10, q11 = _mma_weights(w0_ptr, w1_ptr, 1 * 4 + t, KW, EVEN_K)
+    if CHUNKS >= 4:
+        q20, q21 = _mma_weights(w0_ptr, w1_ptr, 2 * 4 + t, KW, EVEN_K)
+        q30, q31 = _mma_weights(w0_ptr, w1_ptr, 3 * 4 + t, KW, EVEN_K)
+    for j in range(0, KW, STEP):
+        c00, c01, c10, c11, c20, c21, c30, c31 = q00, q01, q10, q11, q20, q21, q30, q31
+        nj = j + STEP
+        nj = tl.where(nj < KW, nj, 0)  # the last step's prefetch wraps to the first (valid memory, unused)
+        q00, q01 = _mma_weights(w0_ptr, w1_ptr, nj + 0 * 4 + t, KW, EVEN_K)
+        if CHUNKS >= 2:
+            q10, q11 = _mma_weights(w0_ptr, w1_ptr, nj + 1 * 4 + t, KW, EVEN_K)
+        if CHUNKS >= 4:
+            q20, q21 = _mma_weights(w0_ptr, w1_ptr, nj + 2 * 4 + t, KW, EVEN_K)
+            q30, q31 = _mma_weights(w0_ptr, w1_ptr, nj + 3 * 4 + t, KW, EVEN_K)
         for c in tl.static_range(CHUNKS):
-            wi = tl.max_contiguous(j + 4 * c + t, 1)
-            if EVEN_K:
-                w0 = tl.load(w0_ptr + wi)
-                w1 = tl.load(w1_ptr + wi)
+            if c == 0:
+                w0, w1 = c00, c01
+            elif c == 1:
+                w0, w1 = c10, c11
+            elif c == 2:
+                w0, w1 = c20, c21
             else:
-                w0 = tl.load(w0_ptr + wi, mask=wi < KW, other=0)
-                w1 = tl.load(w1_ptr + wi, mask=wi < KW, other=0)
+                w0, w1 = c30, c31
+            wi = tl.max_contiguous(j + 4 * c + t, 1)
             for s in tl.static_range(0, 8 // BITS, 2):
                 e = s * SW + 2 * wi  # activations of slice s at this chunk's columns
                 xl_a, xl_b, xh_a, xh_b = _mma_activations(x0, e, SW, XW, wi < KW, EVEN_K)
