@@ -47,15 +47,6 @@ class GemmConfig:
     max_registers: int = 0  # a per-thread register cap (more programs an SM), 0 for none
 
 
-
-@dataclass(frozen=True)
-class MmaGemvConfig:
-    """The tensor-core GEMV (kernel._bitmat_gemv_mma_kernel): weight-only, 1-16 tokens."""
-
-    row_warps: int = 4  # warps a program, 16 output rows each; they share each step's activations through L1
-    num_stages: int = 1  # steps loaded ahead (cp.async); 1: plain loads
-    chunks: int = 1  # 32-byte chunks of a row a lane group loads a step
-
 def m_bucket(m: int) -> int:
     """The next power of two >= m (1, 2, 4, ..., 8192, then 16384 for all larger)."""
     return min(1 << max(m - 1, 0).bit_length(), 16384)
@@ -329,14 +320,3 @@ def _sm_count(device: torch.device) -> int:
 
 SAFE_GEMM = GemmConfig(64, 64, 32, group_m=8, num_warps=4, num_stages=2, fast_cvt=False, code_pairs=False)
 """Fits the shared memory of any CUDA GPU Triton supports; used when a chosen config does not."""
-
-
-TUNED_MMA_GEMV: dict[tuple[str, str, int], MmaGemvConfig] = {}
-
-
-def mma_gemv_config(m: int, n: int, k: int, fmt: str, device: torch.device) -> MmaGemvConfig:
-    """Launch config of the tensor-core GEMV."""
-    if interpreter_enabled():
-        return MmaGemvConfig(row_warps=2, num_stages=1, chunks=2)
-    tuned = TUNED_MMA_GEMV.get((gpu_key(device), fmt, m_bucket(m)))
-    return tuned if tuned is not None else MmaGemvConfig()

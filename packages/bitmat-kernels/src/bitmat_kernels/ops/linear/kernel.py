@@ -27,7 +27,6 @@ import dataclasses
 import functools
 import logging
 import os
-import struct
 
 import torch
 import triton
@@ -37,7 +36,7 @@ from triton.compiler.errors import CompilationError
 from triton.runtime.errors import OutOfResources
 
 from ...backend import interpreter_enabled
-from ...formats import BITS_PER_CODE, CODES_PER_BYTE
+from ...formats import BITS_PER_CODE
 from ..pack.kernel import unpack_triton
 from ..quantize.kernel import quantize_activations_triton, quantize_value, token_absmax, token_scales
 from .configs import (
@@ -47,7 +46,6 @@ from .configs import (
     decode_config,
     dequant_min_m,
     gemm_config,
-    mma_gemv_config,
 )
 
 logger = logging.getLogger(__name__)
@@ -678,289 +676,6 @@ def _bitmat_gemv_weight_only_kernel(
 
 
 # ------------------------------------------------------------------------------------------------
-# weight-only decode on tensor cores: mma.sync m16n8k16 fed from registers, 1-16 tokens
-
-
-def _half_bits(value: float, bf16: bool) -> int:
-    """The 16-bit pattern of a small integer value as bf16 or fp16."""
-    if bf16:
-        return struct.unpack("<I", struct.pack("<f", value))[0] >> 16
-    return struct.unpack("<H", struct.pack("<e", value))[0]
-
-
-def _mma_code_pairs_asm(bits: int, s: int, bf16: bool) -> str:
-    """PTX for mma_code_pairs: one lane's 8 packed bytes of each of its two rows (two 64-bit registers) become the
-    A fragments of slices s + 1 and s for four m16n8k16 MMAs.
-
-    Each 32-bit word's bytes are spread to the low bytes of a word's halves (prmt), one shift brings the codes of slice
-    s + 1 to the top mantissa bits of a 16-bit 1.0 and those of slice s `bits` lower (as code_pairs_as_halves), a LOP3
-    masks each into 1.0, and one packed FMA turns 1 + t/2**bits (1 + t/4**bits) into the code a t - 1 exactly (a = 1
-    ternary, 2 binary), so the MMAs need no offset afterwards. The prmt results are the fragment's register pairs:
-    columns 2c, 2c + 1 of the lane's bytes, rows g and g + 8 (PTX ISA, mma m16n8k16 fragment layout); the activations
-    of the same columns are the lane's two 64-bit loads of four 16-bit floats."""
-    kind = "bf16" if bf16 else "f16"
-    top = (7 if bf16 else 10) - bits
-    one = 0x3F803F80 if bf16 else 0x3C003C00
-    code = (1 << bits) - 1
-    a = 1 if bits == 2 else 2
-    shift = top - (s + 1) * bits
-    pair = lambda v: _half_bits(v, bf16) * 0x10001  # noqa: E731
-    lines = [
-        "{ .reg .b32 r<4>, p<8>, h<8>, l<8>, xb<8>, u, hs, ho, ls, lo;",
-        f"mov.b32 hs, {pair(a * 2**bits)}; mov.b32 ho, {pair(-(a * 2**bits + 1))};",
-        f"mov.b32 ls, {pair(a * 4**bits)}; mov.b32 lo, {pair(-(a * 4**bits + 1))};",
-        "mov.b64 {r0, r1}, $8; mov.b64 {r2, r3}, $9;",
-        "mov.b64 {xb0, xb1}, $10; mov.b64 {xb2, xb3}, $11; mov.b64 {xb4, xb5}, $12; mov.b64 {xb6, xb7}, $13;",
-    ]
-    # p0..p3: bytes 0-3 (row g cols 0,1; row g+8 cols 0,1; row g cols 2,3; row g+8 cols 2,3); p4..p7: bytes 4-7
-    for i, (reg, sel) in enumerate(
-        [("r0", 0x4140), ("r2", 0x4140), ("r0", 0x4342), ("r2", 0x4342)]
-        + [("r1", 0x4140), ("r3", 0x4140), ("r1", 0x4342), ("r3", 0x4342)]
-    ):
-        lines.append(f"prmt.b32 p{i}, {reg}, 0, {hex(sel)};")
-        lines.append(f"shl.b32 u, p{i}, {shift};" if shift >= 0 else f"shr.u32 u, p{i}, {-shift};")
-        lines.append(f"lop3.b32 h{i}, u, {(code << top) | (code << (top + 16))}, {one}, 0xea;")  # (u & mask) | 1.0
-        low = top - bits
-        lines.append(f"lop3.b32 l{i}, u, {(code << low) | (code << (low + 16))}, {one}, 0xea;")
-        lines.append(f"fma.rn.{kind}x2 h{i}, h{i}, hs, ho; fma.rn.{kind}x2 l{i}, l{i}, ls, lo;")
-    mma = f"mma.sync.aligned.m16n8k16.row.col.f32.{kind}.{kind}.f32"
-    lines += [
-        f"{mma} {{$0, $1, $2, $3}}, {{h0, h1, h2, h3}}, {{xb0, xb1}}, {{$14, $15, $16, $17}};",
-        f"{mma} {{$0, $1, $2, $3}}, {{l0, l1, l2, l3}}, {{xb4, xb5}}, {{$0, $1, $2, $3}};",
-        f"{mma} {{$4, $5, $6, $7}}, {{h4, h5, h6, h7}}, {{xb2, xb3}}, {{$18, $19, $20, $21}};",
-        f"{mma} {{$4, $5, $6, $7}}, {{l4, l5, l6, l7}}, {{xb6, xb7}}, {{$4, $5, $6, $7}};",
-    ]
-    return " ".join(lines) + " }"
-
-
-# mma_code_pairs's PTX, indexed like _PAIRS_ASM: (0 for bf16, 6 for fp16) + (0 ternary, 2 binary) + s // 2
-_MMA_ASM: tl.constexpr = tl.constexpr(
-    tuple(
-        _mma_code_pairs_asm(bits, s, bf16) for bf16 in (True, False) for bits in (2, 1) for s in range(0, 8 // bits, 2)
-    )
-)
-
-
-@triton.jit
-def _lane_halves(xa, xb, IS_BF16: tl.constexpr):
-    """Interpreter: the eight 16-bit floats of two int64 words (four each, low half first) as [S, 8] float32."""
-    e = tl.arange(0, 8)
-    bits = tl.where(e[None, :] < 4, xa[:, None] >> (16 * (e[None, :] % 4)), xb[:, None] >> (16 * (e[None, :] % 4)))
-    bits = bits & 0xFFFF
-    if IS_BF16:
-        return (bits << 16).to(tl.uint32).to(tl.float32, bitcast=True)
-    return bits.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32)
-
-
-@triton.jit
-def _warp_products(codes, xs, NW: tl.constexpr):
-    """Interpreter: what a warp's m16n8k16 MMAs sum for one row half. codes [S, 8]: lane (g, t)'s 8 columns of row g;
-    xs [S, 8]: the same columns of token g. Returns c_even, c_odd [S]: lane (g, t)'s sums for tokens 2t and 2t + 1."""
-    w = tl.reshape(codes, (NW, 8, 32))
-    x = tl.reshape(xs, (NW, 8, 32))
-    p = tl.sum(w[:, :, None, :] * x[:, None, :, :], axis=3)  # [NW, row g, token n]
-    c_even, c_odd = tl.split(tl.reshape(p, (NW, 8, 4, 2)))
-    return tl.reshape(c_even, (NW * 32,)), tl.reshape(c_odd, (NW * 32,))
-
-
-@triton.jit
-def mma_code_pairs(
-    w0, w1, xh_a, xh_b, xl_a, xl_b, acc, s: tl.constexpr, BITS: tl.constexpr, IS_BF16: tl.constexpr,
-    USE_PTX: tl.constexpr, NW: tl.constexpr,
-):  # fmt: skip
-    """acc (8 float32 tensors of [32 NW], one element a lane: c0-c3 of two MMA chains) plus slices s + 1 and s of one
-    32-byte step. w0 / w1: the lane's 8 packed bytes of rows g and g + 8 (int64); xh_* / xl_*: the same columns of
-    slices s + 1 / s of token g, 4 16-bit floats an int64. Lane (g, t) = (lane // 4, lane % 4)."""
-    if USE_PTX:
-        asm: tl.constexpr = _MMA_ASM[(0 if IS_BF16 else 6) + (2 - BITS) * 2 + s // 2]
-        return tl.inline_asm_elementwise(
-            asm,
-            "=f,=f,=f,=f,=f,=f,=f,=f,l,l,l,l,l,l,f,f,f,f,f,f,f,f",
-            [w0, w1, xh_a, xh_b, xl_a, xl_b, acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]],
-            (tl.float32,) * 8,
-            True,
-            1,
-        )
-    xh = _lane_halves(xh_a, xh_b, IS_BF16)
-    xl = _lane_halves(xl_a, xl_b, IS_BF16)
-    e0, o0 = _row_products(w0, xh, xl, s, BITS, NW)
-    e1, o1 = _row_products(w1, xh, xl, s, BITS, NW)
-    # everything on the first chain (how the PTX splits the columns between its two chains does not matter here)
-    return acc[0] + e0, acc[1] + o0, acc[2] + e1, acc[3] + o1, acc[4], acc[5], acc[6], acc[7]
-
-
-@triton.jit
-def _row_products(w, xh, xl, s: tl.constexpr, BITS: tl.constexpr, NW: tl.constexpr):
-    """Interpreter: slices s + 1 and s of one row half's codes (a t - 1) times their activations, summed per warp."""
-    byte = (w[:, None] >> (8 * tl.arange(0, 8))[None, :]) & 0xFF
-    code: tl.constexpr = (1 << BITS) - 1
-    a: tl.constexpr = 1 if BITS == 2 else 2
-    hi = (a * ((byte >> ((s + 1) * BITS)) & code) - 1).to(tl.float32)
-    lo = (a * ((byte >> (s * BITS)) & code) - 1).to(tl.float32)
-    h_even, h_odd = _warp_products(hi, xh, NW)
-    l_even, l_odd = _warp_products(lo, xl, NW)
-    return h_even + l_even, h_odd + l_odd
-
-
-@triton.jit
-def _mma_weights(w0_ptr, w1_ptr, wi, KW, EVEN_K: tl.constexpr):
-    """A lane's int64 word wi of its rows g and g + 8 (0 past the row unless EVEN_K)."""
-    wi = tl.max_contiguous(wi, 1)
-    if EVEN_K:
-        return tl.load(w0_ptr + wi), tl.load(w1_ptr + wi)
-    return tl.load(w0_ptr + wi, mask=wi < KW, other=0), tl.load(w1_ptr + wi, mask=wi < KW, other=0)
-
-
-@triton.jit
-def _mma_activations(x_row, e, SW, XW, ok, EVEN_K: tl.constexpr):
-    """A lane's activations for mma_code_pairs: int64 words e, e + 1 (slice s) and e + SW, e + SW + 1 (slice s + 1) of
-    its token's row, 0 past K (unless EVEN_K) or past the packed row (ok false)."""
-    if EVEN_K:
-        return tl.load(x_row + e), tl.load(x_row + e + 1), tl.load(x_row + e + SW), tl.load(x_row + e + SW + 1)
-    lo_a = tl.load(x_row + e, mask=ok & (e < XW), other=0)
-    lo_b = tl.load(x_row + e + 1, mask=ok & (e + 1 < XW), other=0)
-    hi_a = tl.load(x_row + e + SW, mask=ok & (e + SW < XW), other=0)
-    hi_b = tl.load(x_row + e + SW + 1, mask=ok & (e + SW + 1 < XW), other=0)
-    return lo_a, lo_b, hi_a, hi_b
-
-
-@triton.jit
-def _store_mma_outputs(y_ptr, c0, c1, c2, c3, tok, row0, row1, sc0, sc1, bias0, bias1, M, N):
-    """Lane (g, t)'s MMA outputs: c0 / c1 row g, tokens tok / tok + 1; c2 / c3 the same for row g + 8."""
-    ty = y_ptr.dtype.element_ty
-    tl.store(y_ptr + tok * N + row0, (c0 * sc0 + bias0).to(ty), mask=(row0 < N) & (tok < M))
-    tl.store(y_ptr + (tok + 1) * N + row0, (c1 * sc0 + bias0).to(ty), mask=(row0 < N) & (tok + 1 < M))
-    tl.store(y_ptr + tok * N + row1, (c2 * sc1 + bias1).to(ty), mask=(row1 < N) & (tok < M))
-    tl.store(y_ptr + (tok + 1) * N + row1, (c3 * sc1 + bias1).to(ty), mask=(row1 < N) & (tok + 1 < M))
-
-
-@triton.jit
-def _bitmat_gemv_mma_kernel(
-    x_ptr,  # int64 words of four bf16/fp16 activations: [M, K // 4]
-    w_ptr,  # int64 words of eight packed bytes: [N, KP // 8]
-    w_scale_ptr,
-    bias_ptr,
-    y_ptr,  # [M, N]
-    M,
-    N,
-    K,
-    KP,
-    w_scale_stride,
-    HAS_BIAS: tl.constexpr,
-    BITS: tl.constexpr,
-    IS_BF16: tl.constexpr,
-    USE_PTX: tl.constexpr,
-    ROW_WARPS: tl.constexpr,  # warps a program, 16 output rows each
-    TOKEN_BLOCKS: tl.constexpr,  # 1 for M <= 8, 2 for M <= 16 (an MMA covers 8 tokens)
-    STAGES: tl.constexpr,  # steps loaded ahead (cp.async; 1: plain loads)
-    CHUNKS: tl.constexpr,  # 32-byte chunks of each row a lane group covers a step (more loads in flight)
-    EVEN_K: tl.constexpr,  # KP a multiple of 32 CHUNKS and K = codes a byte * KP: no masks along K
-):
-    """Weight-only, 1-16 tokens, on tensor cores fed from registers: y = (x . codes) * scale + bias.
-
-    Each warp owns 16 rows; a step is 32 packed bytes a row, lane (g, t) = (lane // 4, lane % 4) holding bytes 8t..8t+7
-    of rows g and g + 8 (one int64 each) and the same columns of token g's activations (two int64 of four 16-bit floats
-    each, for every slice). mma_code_pairs decodes two slices a shift straight into the A fragments of m16n8k16 MMAs,
-    codes exact (a t - 1), activations as B, fp32 accumulators: no row sums, no shared memory, no barriers. Each tensor
-    holds one element a thread (a [32 ROW_WARPS] vector), element i in lane i % 32 of warp i // 32; the loads' indices
-    are marked non-contiguous so Triton keeps that layout (the MMAs exchange data between lanes by their lane ids)."""
-    S: tl.constexpr = 32 * ROW_WARPS
-    pid = tl.program_id(0)
-    i = tl.arange(0, S)
-    g = (i % 32) // 4
-    t = i % 4
-    row0 = (pid * 16 * ROW_WARPS + (i // 32) * 16 + g).to(tl.int64)
-    row1 = row0 + 8
-    KW = KP // 8  # int64 words of packed bytes a row
-    XW = K // 4  # int64 words of activations a token
-    SW = KP // 4  # int64 words of activations a slice
-    # Loads are not masked by row or token: rows past N and tokens past M read row N - 1 / token M - 1 (their
-    # outputs are not stored), which saves a select per loaded register. EVEN_K: whole steps, K = codes a byte * KP.
-    w0_ptr = w_ptr + tl.minimum(row0, N - 1) * KW
-    w1_ptr = w_ptr + tl.minimum(row1, N - 1) * KW
-    x0 = x_ptr + tl.minimum(g, M - 1) * XW
-    x1 = x_ptr + tl.minimum(g + 8, M - 1) * XW
-    zero = tl.zeros((S,), dtype=tl.float32)
-    a0, a1, a2, a3, a4, a5, a6, a7 = zero, zero, zero, zero, zero, zero, zero, zero
-    b0, b1, b2, b3, b4, b5, b6, b7 = zero, zero, zero, zero, zero, zero, zero, zero
-    # Software pipelining in registers: each step's weights are loaded one step ahead (the next step's loads issue
-    # before this step's decode; a last, wrapped-around load is never used). Up to 4 chunks, named one by one.
-    STEP: tl.constexpr = 4 * CHUNKS
-    q00, q01 = _mma_weights(w0_ptr, w1_ptr, 0 * 4 + t, KW, EVEN_K)
-    q10, q11 = q00, q01
-    q20, q21 = q00, q01
-    q30, q31 = q00, q01
-    if CHUNKS >= 2:
-        q10, q11 = _mma_weights(w0_ptr, w1_ptr, 1 * 4 + t, KW, EVEN_K)
-    if CHUNKS >= 4:
-        q20, q21 = _mma_weights(w0_ptr, w1_ptr, 2 * 4 + t, KW, EVEN_K)
-        q30, q31 = _mma_weights(w0_ptr, w1_ptr, 3 * 4 + t, KW, EVEN_K)
-    for j in range(0, KW, STEP):
-        c00, c01, c10, c11, c20, c21, c30, c31 = q00, q01, q10, q11, q20, q21, q30, q31
-        nj = j + STEP
-        nj = tl.where(nj < KW, nj, 0)  # the last step's prefetch wraps to the first (valid memory, unused)
-        q00, q01 = _mma_weights(w0_ptr, w1_ptr, nj + 0 * 4 + t, KW, EVEN_K)
-        if CHUNKS >= 2:
-            q10, q11 = _mma_weights(w0_ptr, w1_ptr, nj + 1 * 4 + t, KW, EVEN_K)
-        if CHUNKS >= 4:
-            q20, q21 = _mma_weights(w0_ptr, w1_ptr, nj + 2 * 4 + t, KW, EVEN_K)
-            q30, q31 = _mma_weights(w0_ptr, w1_ptr, nj + 3 * 4 + t, KW, EVEN_K)
-        for c in tl.static_range(CHUNKS):
-            if c == 0:
-                w0, w1 = c00, c01
-            elif c == 1:
-                w0, w1 = c10, c11
-            elif c == 2:
-                w0, w1 = c20, c21
-            else:
-                w0, w1 = c30, c31
-            wi = tl.max_contiguous(j + 4 * c + t, 1)
-            for s in tl.static_range(0, 8 // BITS, 2):
-                e = s * SW + 2 * wi  # activations of slice s at this chunk's columns
-                xl_a, xl_b, xh_a, xh_b = _mma_activations(x0, e, SW, XW, wi < KW, EVEN_K)
-                a0, a1, a2, a3, a4, a5, a6, a7 = mma_code_pairs(
-                    w0, w1, xh_a, xh_b, xl_a, xl_b, (a0, a1, a2, a3, a4, a5, a6, a7), s, BITS, IS_BF16, USE_PTX,
-                    ROW_WARPS,
-                )  # fmt: skip
-                if TOKEN_BLOCKS == 2:
-                    xl_a, xl_b, xh_a, xh_b = _mma_activations(x1, e, SW, XW, wi < KW, EVEN_K)
-                    b0, b1, b2, b3, b4, b5, b6, b7 = mma_code_pairs(
-                        w0, w1, xh_a, xh_b, xl_a, xl_b, (b0, b1, b2, b3, b4, b5, b6, b7), s, BITS, IS_BF16, USE_PTX,
-                        ROW_WARPS,
-                    )  # fmt: skip
-    sc0 = tl.load(w_scale_ptr + row0 * w_scale_stride, mask=row0 < N, other=0.0)
-    sc1 = tl.load(w_scale_ptr + row1 * w_scale_stride, mask=row1 < N, other=0.0)
-    if HAS_BIAS:
-        bias0 = tl.load(bias_ptr + row0, mask=row0 < N, other=0.0).to(tl.float32)
-        bias1 = tl.load(bias_ptr + row1, mask=row1 < N, other=0.0).to(tl.float32)
-    else:
-        bias0, bias1 = 0.0, 0.0
-    tok = 2 * t
-    _store_mma_outputs(y_ptr, a0 + a4, a1 + a5, a2 + a6, a3 + a7, tok, row0, row1, sc0, sc1, bias0, bias1, M, N)
-    if TOKEN_BLOCKS == 2:
-        _store_mma_outputs(
-            y_ptr, b0 + b4, b1 + b5, b2 + b6, b3 + b7, tok + 8, row0, row1, sc0, sc1, bias0, bias1, M, N
-        )  # fmt: skip
-
-
-def mma_gemv_ok(m: int, k: int, packed: torch.Tensor, x2: torch.Tensor) -> bool:
-    """Whether the tensor-core GEMV can run: 1-16 tokens of contiguous bf16/fp16 activations, rows of whole int64
-    words (packed bytes a multiple of 8, K of 4), both tensors aligned for those views, a GPU with mma.sync bf16."""
-    kp = packed.shape[1]
-    return (
-        0 < m <= 16
-        and x2.dtype in (torch.bfloat16, torch.float16)
-        and kp % 8 == 0
-        and k % 4 == 0
-        and packed.is_contiguous()
-        and packed.storage_offset() % 8 == 0
-        and x2.is_contiguous()
-        and x2.storage_offset() % 4 == 0
-        and (x2.device.type != "cuda" or torch.cuda.get_device_capability(x2.device)[0] >= 8)
-    )
-
-
-# ------------------------------------------------------------------------------------------------
 # launchers
 
 
@@ -1066,7 +781,7 @@ def linear_triton(
     path: str = "auto",
     quantized=None,
 ) -> torch.Tensor:
-    """`path` ("auto", "decode", "gemm", "dequant", "mma") exists for tests and benchmarks; users leave it alone.
+    """`path` ("auto", "decode", "gemm", "dequant") exists for tests and benchmarks; users leave it alone.
     `quantized`: x's QuantizedActivations (A8), checked by bitmat_linear; used instead of quantizing x here.
 
     "dequant" (weight-only only): write codes * scale as a dense x.dtype weight in one pass and call
@@ -1093,36 +808,6 @@ def linear_triton(
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")
         w = unpack_triton(packed, k, fmt, scale=w_scale, dtype=x.dtype)
         return torch.nn.functional.linear(x, w, bias).reshape(*x.shape[:-1], n)
-    if path == "mma":
-        if a8 or not mma_gemv_ok(m, k, packed, x2):
-            raise ValueError(
-                "mma path is weight-only, 1-16 tokens of contiguous bf16/fp16 activations, K % 4 == 0 and whole "
-                f"int64 words of packed bytes; got activation_bits={activation_bits}, M={m}, K={k}, x {x.dtype}"
-            )
-        cfg = mma_gemv_config(m, n, k, fmt, x.device)
-        _bitmat_gemv_mma_kernel[(triton.cdiv(n, 16 * cfg.row_warps),)](
-            x2.view(torch.int64),
-            packed.view(torch.int64),
-            w_scale,
-            bias_arg,
-            y,
-            m,
-            n,
-            k,
-            kp,
-            w_scale_stride,
-            HAS_BIAS=bias is not None,
-            BITS=bits,
-            IS_BF16=x.dtype == torch.bfloat16,
-            USE_PTX=not interp,
-            ROW_WARPS=cfg.row_warps,
-            TOKEN_BLOCKS=1 if m <= 8 else 2,
-            STAGES=cfg.num_stages,
-            CHUNKS=cfg.chunks,
-            EVEN_K=kp % (32 * cfg.chunks) == 0 and k == kp * CODES_PER_BYTE[fmt],
-            num_warps=cfg.row_warps,
-        )
-        return y.reshape(*x.shape[:-1], n)
     use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8))
     if use_decode:
         if not _decode_ok(m, k, packed, a8):
