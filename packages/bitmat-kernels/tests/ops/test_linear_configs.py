@@ -106,8 +106,8 @@ def test_binary_a8_mid_m_tiles(gpu_rules, m, n, k, block_m, block_n):
     [
         (4, 28672, 4096, 2, (16, 128, 128, 8)),  # weight-only, a few tokens, tall layer (v12)
         (8, 57344, 8192, 2, (16, 128, 128, 8)),
-        (16, 57344, 8192, 2, (16, 64, 128, 2)),  # 9-16 tokens: mma.sync tiles on 2 warps (v15)
-        (9, 28672, 4096, 2, (16, 64, 128, 2)),
+        (16, 57344, 8192, 2, (16, 64, 128, 2)),  # 16 tokens: mma.sync tiles on 2 warps (v15)
+        (9, 28672, 4096, 2, (16, 128, 128, 8)),  # ... not at 9 (v15 bench)
         (16, 8192, 28672, 2, (16, 64, 128, 2)),
         (16, 8192, 8192, 2, (16, 128, 64, 4)),  # not measured there: the small-layer rule
         (4, 6144, 4096, 2, (16, 128, 64, 4)),  # under 8192 rows: split-K tiles (v14)
@@ -253,7 +253,7 @@ def test_weight_only_code_pairs_where_steps_are_short(gpu_rules, m, n, k, fmt, b
     assert (cfg.block_kp, cfg.code_pairs) == (block_kp, pairs)
 
 
-def test_weight_only_two_warp_tiles_at_9_to_16_tokens(gpu_rules):
+def test_weight_only_two_warp_tiles_at_16_tokens(gpu_rules):
     """v15 sweep (H100): 16 x 64 x 128 code-pair tiles on 2 warps (mma.sync), split in two on tall long-row layers."""
     for n, k, split_k in [(28672, 4096, 1), (57344, 8192, 1), (8192, 28672, 2)]:
         cfg = configs.gemm_config(16, n, k, "ternary", False, gpu_rules, x_bytes=2)
@@ -265,5 +265,5 @@ def test_weight_only_two_warp_tiles_at_9_to_16_tokens(gpu_rules):
             0,
         )
     for m, n, k, fmt, a8, x_bytes in [(16, 28672, 4096, "binary", False, 2), (16, 28672, 4096, "ternary", True, 1),
-                                      (16, 28672, 4096, "ternary", False, 4), (4, 8192, 28672, "ternary", False, 2)]:  # fmt: skip
+                                      (16, 28672, 4096, "ternary", False, 4), (9, 8192, 28672, "ternary", False, 2)]:  # fmt: skip
         assert configs.gemm_config(m, n, k, fmt, a8, gpu_rules, x_bytes=x_bytes).num_warps != 2, (m, n, fmt, a8)

@@ -217,13 +217,14 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k, pairs)
     if (
         _measured_weight_only(a8, fmt, x_bytes)
-        and 8 < m <= 16
+        and m == 16
         and (n >= 16384 or weight_only_tall_long_rows(n, k, fmt, x_bytes))
     ):
-        # Ternary weight-only, 9-16 tokens, tall layers and tall long-row ones (H100 sweep, NOTES.md v15): 16 x 64 x 128
-        # code-pair tiles on 2 warps, where Triton lowers tl.dot to mma.sync instead of wgmma; split in two along K on
-        # long rows (28672x4096 M=16 26.0 -> 24.5 us, 57344x8192 87.2 -> 80.5, 8192x28672 58.7 -> 53.3). At 4 tokens
-        # it lost or tied (57344x8192 86.3 -> 89.4, 8192x28672 58.3 -> 60.7).
+        # Ternary weight-only, 16 tokens, tall layers and tall long-row ones (H100, NOTES.md v15): 16 x 64 x 128
+        # code-pair tiles on 2 warps, where Triton lowers tl.dot to mma.sync instead of wgmma; split in two along K
+        # on long rows (bench: 28672x4096 26.0 -> 24.5 us, 57344x8192 87.2 -> 80.1, 8192x28672 58.7 -> 53.0). Not
+        # below 16: at 9 tokens the same tile lost (26.8, 89.7, 61.7 us against 25.4, 86.1, 57.0 at 8 with the tiles
+        # below), at 4 too.
         split_k = 2 if weight_only_tall_long_rows(n, k, fmt, x_bytes) else 1
         return _fitted(16, 64, 128, 2, 3, fmt, a8, x_bytes, device, split_k)
     if (
