@@ -257,13 +257,8 @@ def test_weight_only_two_warp_tiles_at_16_tokens(gpu_rules):
     """v15 sweep (H100): 16 x 64 x 128 code-pair tiles on 2 warps (mma.sync), split in two on tall long-row layers."""
     for n, k, split_k in [(28672, 4096, 1), (57344, 8192, 1), (8192, 28672, 2)]:
         cfg = configs.gemm_config(16, n, k, "ternary", False, gpu_rules, x_bytes=2)
-        assert (cfg.num_warps, cfg.num_stages, cfg.code_pairs, cfg.split_k, cfg.max_registers) == (
-            2,
-            3,
-            True,
-            split_k,
-            0,
-        )
+        got = (cfg.num_warps, cfg.num_stages, cfg.code_pairs, cfg.split_k, cfg.max_registers)
+        assert got == (2, 3, True, split_k, 0), (n, k)
     for m, n, k, fmt, a8, x_bytes in [(16, 28672, 4096, "binary", False, 2), (16, 28672, 4096, "ternary", True, 1),
                                       (16, 28672, 4096, "ternary", False, 4), (9, 8192, 28672, "ternary", False, 2)]:  # fmt: skip
         assert configs.gemm_config(m, n, k, fmt, a8, gpu_rules, x_bytes=x_bytes).num_warps != 2, (m, n, fmt, a8)

@@ -215,24 +215,16 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
         split_k = _split_k(tiles, kp, bkp, waves * sms, min_steps=2, most=4)
         return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k, pairs)
-    if (
-        _measured_weight_only(a8, fmt, x_bytes)
-        and m == 16
-        and (n >= 16384 or weight_only_tall_long_rows(n, k, fmt, x_bytes))
-    ):
+    long_rows = weight_only_tall_long_rows(n, k, fmt, x_bytes)
+    if _measured_weight_only(a8, fmt, x_bytes) and m == 16 and (n >= 16384 or long_rows):
         # Ternary weight-only, 16 tokens, tall layers and tall long-row ones (H100, NOTES.md v15): 16 x 64 x 128
         # code-pair tiles on 2 warps, where Triton lowers tl.dot to mma.sync instead of wgmma; split in two along K
-        # on long rows (bench: 28672x4096 26.0 -> 24.5 us, 57344x8192 87.2 -> 80.1, 8192x28672 58.7 -> 53.0). Not
-        # below 16: at 9 tokens the same tile lost (26.8, 89.7, 61.7 us against 25.4, 86.1, 57.0 at 8 with the tiles
-        # below), at 4 too.
-        split_k = 2 if weight_only_tall_long_rows(n, k, fmt, x_bytes) else 1
+        # on long rows. 28672x4096 / 57344x8192 / 8192x28672: 26.0 / 87.2 / 58.7 us on the tiles below (v15 sweep),
+        # 24.5 / 80.1 / 53.0 on this one (bench). Not below 16: at 9 tokens this tile lost (26.8 / 89.7 / 61.7 us
+        # against 25.4 / 86.1 / 57.0 at 8 on the tiles below), at 4 too.
+        split_k = 2 if long_rows else 1
         return _fitted(16, 64, 128, 2, 3, fmt, a8, x_bytes, device, split_k)
-    if (
-        _measured_weight_only(a8, fmt, x_bytes)
-        and m <= 16
-        and n < 16384
-        and not weight_only_tall_long_rows(n, k, fmt, x_bytes)
-    ):
+    if _measured_weight_only(a8, fmt, x_bytes) and m <= 16 and n < 16384 and not long_rows:
         # Ternary weight-only, 2-16 tokens, layers of < 16384 rows (H100 sweeps, NOTES.md v13, v14): 16 x 128 x 64
         # tiles split along K up to 8 ways within two waves (3840x2560 M=4 11.0 -> 10.1 us, 4096x4096 13.1 -> 11.7,
         # 4096x14336 24.5 -> 21.9; with code pairs 6144x4096 M=16 15.5 -> 12.7, its 16 x 64 x 256 tile kept bytes).
@@ -284,7 +276,7 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             # rows much longer than the layer is tall (down projections): longer K steps and up to two waves
             # of split-K programs (H100, NOTES.md v9: 8192x28672 M=16 48 -> 38 us, 4096x14336 17 -> 14 us)
             bkp, stages, waves, min_steps = 256, 3, 2, 2
-            if not a8 and weight_only_tall_long_rows(n, k, fmt, x_bytes):
+            if not a8 and long_rows:
                 waves = 0  # no split
         split_k = _split_k(tiles, kp, bkp, waves * sms, min_steps, most=8)
     elif m > 256:
