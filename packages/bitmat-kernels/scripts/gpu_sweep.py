@@ -78,6 +78,12 @@ def main() -> int:
     ap.add_argument("--impls", default="A8W158,A16W158,A8W1")
     ap.add_argument("--decode-max", type=int, default=0, help="also time the GEMV up to this M (path=decode)")
     ap.add_argument("--dequant", action="store_true", help="also time weight-only as dequantize + cuBLAS")
+    ap.add_argument(
+        "--extra-paths",
+        default="",
+        help="weight-only: also time these linear_triton paths (planes, planes-gemm) up to --extra-paths-max-m",
+    )
+    ap.add_argument("--extra-paths-max-m", type=int, default=64)
     ap.add_argument("--sweep-modes", default="A8", help="GEMM sweep modes: A8, A16 or both (A8,A16)")
     ap.add_argument(
         "--warp-specialize", default="0", help="GEMM sweep: 0, 1 or 0,1 (Triton's automatic warp specialization)"
@@ -152,6 +158,9 @@ def main() -> int:
                 paths = ["auto"] + (["decode", "gemm"] if m <= args.decode_max else [])
                 if ab is None and args.dequant and m > 1:
                     paths += ["dequant"]
+                if ab is None and args.extra_paths and m <= args.extra_paths_max_m:
+                    # planes-gemm differs from planes at one token only
+                    paths += [p for p in args.extra_paths.split(",") if m == 1 or p != "planes-gemm"]
                 for path in paths:
                     try:
                         kmod.DECODE_MAX_M = max(configs.DECODE_MAX_M, args.decode_max if path == "decode" else 0)

@@ -32,7 +32,7 @@ PARAMS = [
 ]
 
 
-def inspect(a8: bool, bm: int, bn: int, bkp: int, warps: int, stages: int, bits: int = 2) -> str:
+def inspect(a8: bool, bm: int, bn: int, bkp: int, warps: int, stages: int, bits: int = 2, planes: bool = False) -> str:
     types = ["*i8" if a8 else "*bf16", "*fp32", "*i32" if a8 else "*fp32", "*u8", "*fp32", "*fp32", "*bf16"] + [
         "i32"
     ] * 5
@@ -52,6 +52,7 @@ def inspect(a8: bool, bm: int, bn: int, bkp: int, warps: int, stages: int, bits:
         HALF_IS_BF16=True,
         GDC=False,
         WARP_SPEC=False,
+        PLANES=planes,
     )
     signature.update({name: "constexpr" for name in constants})
     signature["ws_ptr"] = "*i32"  # a pointer argument (unused without split-K), not a constant
@@ -74,7 +75,7 @@ def inspect(a8: bool, bm: int, bn: int, bkp: int, warps: int, stages: int, bits:
     waits = re.findall(r"wgmma.wait_group.sync.aligned (\d+)", ptx)
     shapes = sorted(set(re.findall(r"wgmma.mma_async.sync.aligned.(m[0-9]+n[0-9]+k[0-9]+)", ptx)))
     return (
-        f"{'A8' if a8 else 'A16'} tile ({bm},{bn},{bkp}) warps {warps} stages {stages}: "
+        f"{'A8' if a8 else 'A16'}{' planes' if planes else ''} tile ({bm},{bn},{bkp}) warps {warps} stages {stages}: "
         f"regs {regs.group(1) if regs else '?'}, stack {stack.group(1) if stack else '?'} B, "
         f"shared {compiled.metadata.shared} B, cp.async {ptx.count('cp.async.cg') + ptx.count('cp.async.ca')}, "
         f"TMA {ptx.count('cp.async.bulk')}, wgmma {shapes}, wgmma waits {waits}"
@@ -87,5 +88,7 @@ if __name__ == "__main__":
         (True, 64, 128, 64, 4, 4),
         (True, 64, 256, 64, 8, 3),
         (False, 64, 256, 64, 8, 3),
+        (True, 16, 64, 128, 4, 4, 2, True),
+        (True, 64, 128, 64, 4, 4, 2, True),
     ]:
         print(inspect(*args))

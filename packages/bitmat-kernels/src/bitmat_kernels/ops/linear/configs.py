@@ -114,6 +114,12 @@ def weight_only_tall_long_rows(n: int, k: int, fmt: str, x_bytes: int) -> bool:
     return _measured_weight_only(False, fmt, x_bytes) and n >= 8192 and k >= 2.5 * n
 
 
+def weight_only_planes(m: int, n: int, k: int, fmt: str) -> bool:
+    """Weight-only matmuls of this size run on the int8 kernels, each token as four int8 planes
+    (quantize.activation_planes; kernel.linear_triton). Off until measured."""
+    return False
+
+
 def dequant_min_m(n: int, k: int) -> int:
     """Tokens from which weight-only matmuls dequantize the weight and call cuBLAS (kernel.linear_triton).
 

@@ -38,7 +38,13 @@ from triton.runtime.errors import OutOfResources
 from ...backend import interpreter_enabled
 from ...formats import BITS_PER_CODE
 from ..pack.kernel import unpack_triton
-from ..quantize.kernel import quantize_activations_triton, quantize_value, token_absmax, token_scales
+from ..quantize.kernel import (
+    activation_planes_triton,
+    quantize_activations_triton,
+    quantize_value,
+    token_absmax,
+    token_scales,
+)
 from .configs import (
     DECODE_MAX_M,
     SAFE_GEMM,
@@ -46,6 +52,7 @@ from .configs import (
     decode_config,
     dequant_min_m,
     gemm_config,
+    weight_only_planes,
 )
 
 logger = logging.getLogger(__name__)
@@ -264,6 +271,15 @@ def code_pairs_as_halves(
 
 
 @triton.jit
+def scale_output(y, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS: tl.constexpr):
+    y = y * x_scale
+    y = y * tl.load(w_scale_ptr + rn * w_scale_stride, mask=rn < N, other=0.0)
+    if HAS_BIAS:
+        y = y + tl.load(bias_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)
+    return y
+
+
+@triton.jit
 def finish_output(
     acc, row_sum, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS: tl.constexpr, BITS: tl.constexpr
 ):
@@ -272,11 +288,18 @@ def finish_output(
         y = acc.to(tl.float32) - row_sum.to(tl.float32)
     else:
         y = 2.0 * acc.to(tl.float32) - row_sum.to(tl.float32)
-    y = y * x_scale
-    y = y * tl.load(w_scale_ptr + rn * w_scale_stride, mask=rn < N, other=0.0)
-    if HAS_BIAS:
-        y = y + tl.load(bias_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)
-    return y
+    return scale_output(y, x_scale, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS)
+
+
+@triton.jit
+def plane_value(acc, row_sum, plane, BITS: tl.constexpr):
+    """A plane row's exact integer dot (a*acc - row_sum, int32) weighted by its digit's place 2**(8 plane), int64
+    (activation_planes: summed over a token's four planes, it is sum_k code_k q_k exactly)."""
+    if BITS == 2:
+        v = acc - row_sum
+    else:
+        v = 2 * acc - row_sum
+    return v.to(tl.int64) << (8 * plane)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -328,6 +351,7 @@ def _bitmat_gemm_kernel(
     GDC: tl.constexpr = False,  # launched with programmatic dependent launch: wait for the quantizer's output
     WARP_SPEC: tl.constexpr = False,  # Triton's automatic warp specialization of the K loop (an experiment)
     CODE_PAIRS: tl.constexpr = False,  # weight-only bf16/fp16: w_ptr is int16 [N, KP / 2], code_pairs_as_halves decodes
+    PLANES: tl.constexpr = False,  # A8 on activation_planes: x rows 4 m + p, x_scale_ptr the M // 4 tokens' steps
 ):
     if GDC:
         tl.extra.cuda.gdc_wait()
@@ -409,6 +433,17 @@ def _bitmat_gemm_kernel(
         tl.store(ws_ptr + (pid_k * M + rm[None, :]) * N + rn[:, None], acc, mask=out_mask)
         return
     row_sum = tl.load(row_sum_ptr + rm, mask=rm < M, other=0)[None, :]
+    if PLANES:
+        # a token's four plane columns are adjacent: sum them exactly in int64, round once to fp32
+        v = plane_value(acc, row_sum, rm[None, :] % 4, BITS)
+        dot = tl.sum(tl.reshape(v, (BLOCK_N, BLOCK_M // 4, 4)), axis=2)
+        tok = pid_m * (BLOCK_M // 4) + tl.arange(0, BLOCK_M // 4)
+        n_tok = M // 4
+        step = tl.load(x_scale_ptr + tok, mask=tok < n_tok, other=0.0)[None, :]
+        y = scale_output(dot.to(tl.float32), step, rn[:, None], N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS)
+        tok_mask = (tok[None, :] < n_tok) & (rn[:, None] < N)
+        tl.store(y_ptr + tok[None, :] * N + rn[:, None], y.to(y_ptr.dtype.element_ty), mask=tok_mask)
+        return
     if A8:
         x_scale = tl.load(x_scale_ptr + rm, mask=rm < M, other=0.0)[None, :]
     else:
@@ -433,10 +468,24 @@ def _split_k_finish_kernel(
     A8: tl.constexpr,
     SPLIT_K: tl.constexpr,
     BLOCK_N: tl.constexpr,
+    PLANES: tl.constexpr = False,  # one program a token: its four plane rows (M counts plane rows)
 ):
     """Sums the split-K partials in a fixed order (deterministic) and applies the epilogue."""
     m = tl.program_id(0).to(tl.int64)
     rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    if PLANES:
+        dot = tl.zeros((BLOCK_N,), dtype=tl.int64)
+        for p in tl.static_range(4):
+            r = 4 * m + p
+            part = tl.load(ws_ptr + r * N + rn, mask=rn < N, other=0)
+            for s in tl.static_range(1, SPLIT_K):
+                part += tl.load(ws_ptr + (s * M + r) * N + rn, mask=rn < N, other=0)
+            dot += plane_value(part, tl.load(row_sum_ptr + r), p, BITS)
+        y = scale_output(
+            dot.to(tl.float32), tl.load(x_scale_ptr + m), rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS
+        )
+        tl.store(y_ptr + m * N + rn, y.to(y_ptr.dtype.element_ty), mask=rn < N)
+        return
     acc = tl.load(ws_ptr + m * N + rn, mask=rn < N, other=0)
     for s in tl.static_range(1, SPLIT_K):
         acc += tl.load(ws_ptr + (s * M + m) * N + rn, mask=rn < N, other=0)
@@ -505,6 +554,7 @@ def _bitmat_gemv_kernel(
     FUSED_QUANT: tl.constexpr = False,  # A8: x_ptr holds float activations, quantized here per program
     eps=1e-5,
     GDC: tl.constexpr = False,  # launched with programmatic dependent launch: wait for the quantizer's output
+    PLANES: tl.constexpr = False,  # A8 on one token's activation_planes (M == BLOCK_M == 4)
 ):
     pid_n = tl.program_id(0)
     rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
@@ -613,6 +663,12 @@ def _bitmat_gemv_kernel(
         total = tl.sum(acc, axis=2)
         row_sum = tl.sum(xsum, axis=1)[:, None]
         x_scale = 1.0
+    if PLANES:
+        dot = tl.sum(plane_value(total, row_sum, rm[:, None].to(tl.int64), BITS), axis=0)
+        step = tl.load(x_scale_ptr)
+        y1 = scale_output(dot.to(tl.float32), step, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS)
+        tl.store(y_ptr + rn, y1.to(y_ptr.dtype.element_ty), mask=rn < N)
+        return
     y = finish_output(total, row_sum, x_scale, rn[None, :], N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
     tl.store(y_ptr + rm[:, None] * N + rn[None, :], y.to(y_ptr.dtype.element_ty), mask=m_ok & (rn[None, :] < N))
 
@@ -733,7 +789,8 @@ def _launch_gemm(cfg: GemmConfig, args: tuple, x_dtype: torch.dtype, common: dic
         **common,
     )
     if cfg.split_k > 1:
-        _split_k_finish_kernel[(m, triton.cdiv(n, 256))](
+        planes = common.get("PLANES", False)
+        _split_k_finish_kernel[(m // 4 if planes else m, triton.cdiv(n, 256))](
             ws,
             x_scale,
             row_sum,
@@ -748,6 +805,7 @@ def _launch_gemm(cfg: GemmConfig, args: tuple, x_dtype: torch.dtype, common: dic
             A8=common["A8"],
             SPLIT_K=cfg.split_k,
             BLOCK_N=256,
+            PLANES=planes,
         )
 
 
@@ -763,10 +821,36 @@ def pdl_enabled(device: torch.device) -> bool:
     return torch.cuda.get_device_capability(device)[0] >= 9 and hasattr(tl.extra.cuda, "gdc_wait")
 
 
+def _words_ok(k: int, packed: torch.Tensor) -> bool:
+    # The A8 GEMV reads weights and activations as int32 words: every slice must start on a word.
+    return packed.shape[1] % 4 == 0 and k % 4 == 0 and packed.storage_offset() % 4 == 0
+
+
 def _decode_ok(m: int, k: int, packed: torch.Tensor, a8: bool) -> bool:
-    # A8 reads weights and activations as int32 words: every slice must start on a word.
-    kp = packed.shape[1]
-    return 0 < m <= DECODE_MAX_M and (not a8 or (kp % 4 == 0 and k % 4 == 0 and packed.storage_offset() % 4 == 0))
+    return 0 < m <= DECODE_MAX_M and (not a8 or _words_ok(k, packed))
+
+
+def _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl, path) -> None:
+    """Weight-only through the int8 kernels: each token becomes four int8 planes of one 30-bit fixed-point integer
+    (quantize.activation_planes), the A8 GEMV (one token) or GEMM multiplies all planes against the codes at int8
+    speed, and the epilogue adds a token's planes exactly in int64 before one rounding to fp32. At decode sizes the
+    work is the weight read, which this does not change, but int8 activations and dp4a / int8 tensor cores decode
+    codes in fewer instructions than the weight-only float kernels (NOTES.md v16)."""
+    m = x2.shape[0]
+    n, kp = packed.shape
+    xq, step, row_sum = activation_planes_triton(x2, pdl=pdl)
+    common = dict(common, A8=True, PLANES=True)
+    if m == 1 and path != "planes-gemm" and _words_ok(k, packed):
+        cfg = decode_config(4, n, k, fmt, True, x2.device)
+        _bitmat_gemv_kernel[(triton.cdiv(n, cfg.block_n),)](
+            xq.view(torch.int32), step, packed.view(torch.int32), w_scale, bias_arg, y, 4, n, k, kp, w_scale_stride,
+            BLOCK_M=4, BLOCK_N=cfg.block_n, BLOCK_W=cfg.block_w, GDC=pdl, num_warps=cfg.num_warps,
+            num_stages=cfg.num_stages, **({"launch_pdl": True} if pdl else {}), **common,
+        )  # fmt: skip
+        return
+    cfg = gemm_config(4 * m, n, k, fmt, True, x2.device)
+    args = (xq, step, row_sum, packed, w_scale, bias_arg, y, 4 * m, n, k, kp, w_scale_stride)
+    _launch_gemm(cfg, args, torch.int8, common, pdl)
 
 
 def linear_triton(
@@ -781,7 +865,8 @@ def linear_triton(
     path: str = "auto",
     quantized=None,
 ) -> torch.Tensor:
-    """`path` ("auto", "decode", "gemm", "dequant") exists for tests and benchmarks; users leave it alone.
+    """`path` ("auto", "decode", "gemm", "dequant", "planes", "planes-gemm") exists for tests and benchmarks; users
+    leave it alone.
     `quantized`: x's QuantizedActivations (A8), checked by bitmat_linear; used instead of quantizing x here.
 
     "dequant" (weight-only only): write codes * scale as a dense x.dtype weight in one pass and call
@@ -808,6 +893,12 @@ def linear_triton(
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")
         w = unpack_triton(packed, k, fmt, scale=w_scale, dtype=x.dtype)
         return torch.nn.functional.linear(x, w, bias).reshape(*x.shape[:-1], n)
+    if path in ("planes", "planes-gemm") or (path == "auto" and not a8 and weight_only_planes(m, n, k, fmt)):
+        if a8:
+            raise ValueError(f"{path} path is for weight-only (activation_bits=None) only")
+        pdl = not interp and pdl_enabled(x.device)
+        _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl, path)
+        return y.reshape(*x.shape[:-1], n)
     use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8))
     if use_decode:
         if not _decode_ok(m, k, packed, a8):

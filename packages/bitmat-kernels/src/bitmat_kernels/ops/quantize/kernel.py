@@ -164,3 +164,106 @@ def quantize_activations_triton(
         )  # fmt: skip
     out = xq.view(x.shape), scale.view(*x.shape[:-1], 1)
     return (*out, sums) if with_sum else out
+
+
+@triton.jit
+def plane_steps(absmax):
+    """(finite, 1 / step, step) of a token of max |x| = absmax for activation_planes (its reference says why)."""
+    finite = absmax < float("inf")
+    e = tl.maximum((absmax.to(tl.int32, bitcast=True) >> 23) & 0xFF, 30)
+    e = tl.where(finite, e, 30)
+    inv = ((283 - e) << 23).to(tl.float32, bitcast=True)
+    step = tl.where(finite, ((e - 29) << 23).to(tl.float32, bitcast=True), float("nan"))
+    return finite, inv, step
+
+
+@triton.jit
+def fixed_point(v, inv, finite):
+    """round(v * inv) as int32, ties away from zero (|v * inv| < 2**30); 0 for a non-finite token."""
+    f = v * inv
+    q = f.to(tl.int32)
+    r = f - q.to(tl.float32)
+    q = q + (r >= 0.5).to(tl.int32) - (r <= -0.5).to(tl.int32)
+    return tl.where(finite, q, 0)
+
+
+@triton.jit
+def plane_digit(q):
+    """(the balanced base-256 digit of q in [-128, 127], what is left of q above it)"""
+    d = ((q + 128) & 0xFF) - 128
+    return d, (q - d) >> 8
+
+
+@triton.jit
+def plane_digits(q):
+    d0, q = plane_digit(q)
+    d1, q = plane_digit(q)
+    d2, q = plane_digit(q)
+    d3, q = plane_digit(q)
+    return d0, d1, d2, d3
+
+
+@triton.jit
+def _activation_planes_kernel(
+    x_ptr,  # float [M, K]
+    planes_ptr,  # int8 [M * 4, K]
+    step_ptr,  # float32 [M]
+    sum_ptr,  # int32 [M * 4]
+    K,
+    BLOCK_K: tl.constexpr,
+    ONE_BLOCK: tl.constexpr,  # K <= BLOCK_K: one read of x
+    GDC: tl.constexpr = False,  # programmatic dependent launch, as in _quantize_activations_kernel
+):
+    if GDC:
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()
+    row = tl.program_id(0).to(tl.int64)
+    x_row = x_ptr + row * K
+    if ONE_BLOCK:
+        offs = tl.arange(0, BLOCK_K)
+        v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
+        absmax = nan_aware_max(tl.abs(v), (v != v).to(tl.int32))
+    else:
+        absmax = token_absmax(x_row, K, BLOCK_K)
+    finite, inv, step = plane_steps(absmax)
+    t0 = tl.zeros((BLOCK_K,), dtype=tl.int32)
+    t1 = tl.zeros((BLOCK_K,), dtype=tl.int32)
+    t2 = tl.zeros((BLOCK_K,), dtype=tl.int32)
+    t3 = tl.zeros((BLOCK_K,), dtype=tl.int32)
+    out = planes_ptr + 4 * row * K
+    for k0 in range(0, K, BLOCK_K):
+        offs = k0 + tl.arange(0, BLOCK_K)
+        if not ONE_BLOCK:
+            v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
+        d0, d1, d2, d3 = plane_digits(fixed_point(v, inv, finite))
+        tl.store(out + offs, d0.to(tl.int8), mask=offs < K)
+        tl.store(out + K + offs, d1.to(tl.int8), mask=offs < K)
+        tl.store(out + 2 * K + offs, d2.to(tl.int8), mask=offs < K)
+        tl.store(out + 3 * K + offs, d3.to(tl.int8), mask=offs < K)
+        t0 += d0
+        t1 += d1
+        t2 += d2
+        t3 += d3
+    tl.store(sum_ptr + 4 * row, tl.sum(t0, axis=0))
+    tl.store(sum_ptr + 4 * row + 1, tl.sum(t1, axis=0))
+    tl.store(sum_ptr + 4 * row + 2, tl.sum(t2, axis=0))
+    tl.store(sum_ptr + 4 * row + 3, tl.sum(t3, axis=0))
+    tl.store(step_ptr + row, step)
+
+
+def activation_planes_triton(
+    x: torch.Tensor, pdl: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """activation_planes_reference on the GPU (bit for bit): x [M, K] float -> (planes int8 [M * 4, K], step
+    float32 [M], plane sums int32 [M * 4]). pdl as in quantize_activations_triton."""
+    m, k = x.shape
+    planes = torch.empty(m * 4, k, dtype=torch.int8, device=x.device)
+    step = torch.empty(m, dtype=torch.float32, device=x.device)
+    sums = torch.empty(m * 4, dtype=torch.int32, device=x.device)
+    if m:
+        block = min(triton.next_power_of_2(max(k, 16)), MAX_ONE_READ)
+        _activation_planes_kernel[(m,)](
+            x, planes, step, sums, k, BLOCK_K=block, ONE_BLOCK=k <= block, GDC=pdl,
+            num_warps=num_warps_for(block), **({"launch_pdl": True} if pdl else {}),
+        )  # fmt: skip
+    return planes, step, sums

@@ -51,3 +51,45 @@ def quantize_activations_reference(x: torch.Tensor, eps: float) -> tuple[torch.T
     xq = torch.where(finite, xq, torch.zeros_like(xq)).to(torch.int8)
     scale = torch.where(finite, clamped / qmax, torch.full_like(clamped, float("nan")))
     return xq, scale
+
+
+# Weight-only matmuls at decode sizes run on the int8 kernels: each token's activations become PLANES int8 digits
+# of one 30-bit fixed-point integer (activation_planes_reference).
+PLANES = 4
+PLANE_BITS = 8
+
+
+def plane_scale_exponent(absmax: torch.Tensor) -> torch.Tensor:
+    """The float32 exponent field e of a token's max |x|, clamped to >= 30: the token's step is 2**(e - 156) (so
+    max |x| < 2**30 steps) and its inverse 2**(156 - e), both normal floats for every finite absmax."""
+    return ((absmax.view(torch.int32) >> 23) & 0xFF).clamp_min(30)
+
+
+def activation_planes_reference(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x [M, K] float -> (planes int8 [M * 4, K], step float32 [M], plane sums int32 [M * 4]).
+
+    A token with max |x| < 2**E becomes q = round(x / 2**(E - 30)) (int32, |q| <= 2**30; ties away from zero),
+    written as four balanced base-256 digits q = d0 + d1 2**8 + d2 2**16 + d3 2**24, d in [-128, 127]: row
+    4 m + p holds d_p of token m. Activations within 2**23 of the token's max |x| (all a bfloat16 or float16 token
+    holds, but for subnormal-range outliers) are exact; smaller ones are off by at most 2**-31 of max |x|. A token
+    holding NaN or inf gets step NaN and digits 0."""
+    xf = x.float()
+    m, k = xf.shape
+    absmax = xf.abs().amax(dim=-1) if k else xf.new_zeros(m)
+    finite = torch.isfinite(absmax)
+    e = torch.where(finite, plane_scale_exponent(absmax), 30)
+    inv = ((283 - e) << 23).view(torch.float32)
+    step = ((e - 29) << 23).view(torch.float32)
+    v = xf * inv[:, None]
+    q = v.to(torch.int32)  # toward zero, then to nearest (v - q is exact)
+    r = v - q.float()
+    q = q + (r >= 0.5).int() - (r <= -0.5).int()
+    q = torch.where(finite[:, None], q, 0)
+    digits = []
+    for _ in range(PLANES):
+        d = ((q + 128) & 0xFF) - 128
+        digits.append(d)
+        q = (q - d) >> PLANE_BITS
+    planes = torch.stack(digits, dim=1).reshape(m * PLANES, k)
+    step = torch.where(finite, step, torch.full_like(step, float("nan")))
+    return planes.to(torch.int8), step, planes.sum(dim=-1, dtype=torch.int32)
