@@ -554,7 +554,6 @@ def _bitmat_gemv_kernel(
     FUSED_QUANT: tl.constexpr = False,  # A8: x_ptr holds float activations, quantized here per program
     eps=1e-5,
     GDC: tl.constexpr = False,  # launched with programmatic dependent launch: wait for the quantizer's output
-    PLANES: tl.constexpr = False,  # A8 on one token's activation_planes (M == BLOCK_M == 4)
 ):
     pid_n = tl.program_id(0)
     rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
@@ -663,12 +662,6 @@ def _bitmat_gemv_kernel(
         total = tl.sum(acc, axis=2)
         row_sum = tl.sum(xsum, axis=1)[:, None]
         x_scale = 1.0
-    if PLANES:
-        dot = tl.sum(plane_value(total, row_sum, rm[:, None].to(tl.int64), BITS), axis=0)
-        step = tl.load(x_scale_ptr)
-        y1 = scale_output(dot.to(tl.float32), step, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS)
-        tl.store(y_ptr + rn, y1.to(y_ptr.dtype.element_ty), mask=rn < N)
-        return
     y = finish_output(total, row_sum, x_scale, rn[None, :], N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
     tl.store(y_ptr + rm[:, None] * N + rn[None, :], y.to(y_ptr.dtype.element_ty), mask=m_ok & (rn[None, :] < N))
 
@@ -830,24 +823,16 @@ def _decode_ok(m: int, k: int, packed: torch.Tensor, a8: bool) -> bool:
     return 0 < m <= DECODE_MAX_M and (not a8 or _words_ok(k, packed))
 
 
-def _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl, path) -> None:
-    """Weight-only through the int8 kernels: each token becomes four int8 planes of one 30-bit fixed-point integer
-    (quantize.activation_planes), the A8 GEMV (one token) or GEMM multiplies all planes against the codes at int8
-    speed, and the epilogue adds a token's planes exactly in int64 before one rounding to fp32. At decode sizes the
-    work is the weight read, which this does not change, but int8 activations and dp4a / int8 tensor cores decode
-    codes in fewer instructions than the weight-only float kernels (NOTES.md v16)."""
+def _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl) -> None:
+    """Weight-only through the int8 GEMM: each token becomes four int8 planes of one 30-bit fixed-point integer
+    (quantize.activation_planes), the A8 GEMM multiplies all planes against the codes, and its epilogue adds a
+    token's planes exactly in int64 before one rounding to fp32. At decode sizes the work is the weight read, which
+    this does not change, but int8 tensor cores take codes in fewer instructions than the float kernels, and the
+    int8 activation tiles of 4 planes weigh what bf16 tiles of 2 tokens do (NOTES.md v16)."""
     m = x2.shape[0]
     n, kp = packed.shape
     xq, step, row_sum = activation_planes_triton(x2, pdl=pdl)
     common = dict(common, A8=True, PLANES=True)
-    if m == 1 and path != "planes-gemm" and _words_ok(k, packed):
-        cfg = decode_config(4, n, k, fmt, True, x2.device)
-        _bitmat_gemv_kernel[(triton.cdiv(n, cfg.block_n),)](
-            xq.view(torch.int32), step, packed.view(torch.int32), w_scale, bias_arg, y, 4, n, k, kp, w_scale_stride,
-            BLOCK_M=4, BLOCK_N=cfg.block_n, BLOCK_W=cfg.block_w, GDC=pdl, num_warps=cfg.num_warps,
-            num_stages=cfg.num_stages, **({"launch_pdl": True} if pdl else {}), **common,
-        )  # fmt: skip
-        return
     cfg = gemm_config(4 * m, n, k, fmt, True, x2.device)
     args = (xq, step, row_sum, packed, w_scale, bias_arg, y, 4 * m, n, k, kp, w_scale_stride)
     _launch_gemm(cfg, args, torch.int8, common, pdl)
@@ -865,8 +850,7 @@ def linear_triton(
     path: str = "auto",
     quantized=None,
 ) -> torch.Tensor:
-    """`path` ("auto", "decode", "gemm", "dequant", "planes", "planes-gemm") exists for tests and benchmarks; users
-    leave it alone.
+    """`path` ("auto", "decode", "gemm", "dequant", "planes") exists for tests and benchmarks; users leave it alone.
     `quantized`: x's QuantizedActivations (A8), checked by bitmat_linear; used instead of quantizing x here.
 
     "dequant" (weight-only only): write codes * scale as a dense x.dtype weight in one pass and call
@@ -893,11 +877,11 @@ def linear_triton(
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")
         w = unpack_triton(packed, k, fmt, scale=w_scale, dtype=x.dtype)
         return torch.nn.functional.linear(x, w, bias).reshape(*x.shape[:-1], n)
-    if path in ("planes", "planes-gemm") or (path == "auto" and not a8 and weight_only_planes(m, n, k, fmt)):
+    if path == "planes" or (path == "auto" and not a8 and weight_only_planes(m, n, k, fmt)):
         if a8:
             raise ValueError(f"{path} path is for weight-only (activation_bits=None) only")
         pdl = not interp and pdl_enabled(x.device)
-        _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl, path)
+        _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl)
         return y.reshape(*x.shape[:-1], n)
     use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8))
     if use_decode:

@@ -188,19 +188,11 @@ def fixed_point(v, inv, finite):
 
 
 @triton.jit
-def plane_digit(q):
-    """(the balanced base-256 digit of q in [-128, 127], what is left of q above it)"""
-    d = ((q + 128) & 0xFF) - 128
-    return d, (q - d) >> 8
-
-
-@triton.jit
-def plane_digits(q):
-    d0, q = plane_digit(q)
-    d1, q = plane_digit(q)
-    d2, q = plane_digit(q)
-    d3, q = plane_digit(q)
-    return d0, d1, d2, d3
+def plane_digit(q, p: tl.constexpr):
+    """Digit p of q's balanced base-256 form q = sum_p d_p 256**p, d_p in [-128, 127]."""
+    for _ in tl.static_range(p):
+        q = (q - (((q + 128) & 0xFF) - 128)) >> 8
+    return ((q + 128) & 0xFF) - 128
 
 
 @triton.jit
@@ -226,28 +218,18 @@ def _activation_planes_kernel(
     else:
         absmax = token_absmax(x_row, K, BLOCK_K)
     finite, inv, step = plane_steps(absmax)
-    t0 = tl.zeros((BLOCK_K,), dtype=tl.int32)
-    t1 = tl.zeros((BLOCK_K,), dtype=tl.int32)
-    t2 = tl.zeros((BLOCK_K,), dtype=tl.int32)
-    t3 = tl.zeros((BLOCK_K,), dtype=tl.int32)
+    # the four digits one after the other, each stored and summed at once (few live registers)
     out = planes_ptr + 4 * row * K
-    for k0 in range(0, K, BLOCK_K):
-        offs = k0 + tl.arange(0, BLOCK_K)
-        if not ONE_BLOCK:
-            v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
-        d0, d1, d2, d3 = plane_digits(fixed_point(v, inv, finite))
-        tl.store(out + offs, d0.to(tl.int8), mask=offs < K)
-        tl.store(out + K + offs, d1.to(tl.int8), mask=offs < K)
-        tl.store(out + 2 * K + offs, d2.to(tl.int8), mask=offs < K)
-        tl.store(out + 3 * K + offs, d3.to(tl.int8), mask=offs < K)
-        t0 += d0
-        t1 += d1
-        t2 += d2
-        t3 += d3
-    tl.store(sum_ptr + 4 * row, tl.sum(t0, axis=0))
-    tl.store(sum_ptr + 4 * row + 1, tl.sum(t1, axis=0))
-    tl.store(sum_ptr + 4 * row + 2, tl.sum(t2, axis=0))
-    tl.store(sum_ptr + 4 * row + 3, tl.sum(t3, axis=0))
+    for p in tl.static_range(4):
+        total = tl.zeros((BLOCK_K,), dtype=tl.int32)
+        for k0 in range(0, K, BLOCK_K):
+            offs = k0 + tl.arange(0, BLOCK_K)
+            if not ONE_BLOCK:
+                v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
+            d = plane_digit(fixed_point(v, inv, finite), p)
+            tl.store(out + p * K + offs, d.to(tl.int8), mask=offs < K)
+            total += d
+        tl.store(sum_ptr + 4 * row + p, tl.sum(total, axis=0))
     tl.store(step_ptr + row, step)
 
 
@@ -261,7 +243,9 @@ def activation_planes_triton(
     step = torch.empty(m, dtype=torch.float32, device=x.device)
     sums = torch.empty(m * 4, dtype=torch.int32, device=x.device)
     if m:
-        block = min(triton.next_power_of_2(max(k, 16)), MAX_ONE_READ)
+        # a decode step's x sits in L2: 4096-value blocks, re-read for each digit on longer rows, keep the registers
+        # few (a whole 28672-value row in registers spilled: 118 against 33 us on 8192x28672, NOTES.md v16)
+        block = min(triton.next_power_of_2(max(k, 16)), 4096)
         _activation_planes_kernel[(m,)](
             x, planes, step, sums, k, BLOCK_K=block, ONE_BLOCK=k <= block, GDC=pdl,
             num_warps=num_warps_for(block), **({"launch_pdl": True} if pdl else {}),
