@@ -188,11 +188,20 @@ def fixed_point(v, inv, finite):
 
 
 @triton.jit
-def plane_digit(q, p: tl.constexpr):
-    """Digit p of q's balanced base-256 form q = sum_p d_p 256**p, d_p in [-128, 127]."""
-    for _ in tl.static_range(p):
-        q = (q - (((q + 128) & 0xFF) - 128)) >> 8
-    return ((q + 128) & 0xFF) - 128
+def plane_digit(q):
+    """(the balanced base-256 digit of q in [-128, 127], what is left of q above it)"""
+    d = ((q + 128) & 0xFF) - 128
+    return d, (q - d) >> 8
+
+
+@triton.jit
+def plane_digits(q):
+    """q = d0 + d1 256 + d2 256**2 + d3 256**3, every d in [-128, 127] (|q| <= 2**30)."""
+    d0, q = plane_digit(q)
+    d1, q = plane_digit(q)
+    d2, q = plane_digit(q)
+    d3, q = plane_digit(q)
+    return d0, d1, d2, d3
 
 
 @triton.jit
@@ -204,6 +213,7 @@ def _activation_planes_kernel(
     K,
     BLOCK_K: tl.constexpr,
     ONE_BLOCK: tl.constexpr,  # K <= BLOCK_K: one read of x
+    ABS_BLOCK: tl.constexpr,  # otherwise the absmax pass's block: the whole row in one load
     GDC: tl.constexpr = False,  # programmatic dependent launch, as in _quantize_activations_kernel
 ):
     if GDC:
@@ -216,20 +226,30 @@ def _activation_planes_kernel(
         v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
         absmax = nan_aware_max(tl.abs(v), (v != v).to(tl.int32))
     else:
-        absmax = token_absmax(x_row, K, BLOCK_K)
+        absmax = token_absmax(x_row, K, ABS_BLOCK)
     finite, inv, step = plane_steps(absmax)
-    # the four digits one after the other, each stored and summed at once (few live registers)
+    s0 = 0
+    s1 = 0
+    s2 = 0
+    s3 = 0
     out = planes_ptr + 4 * row * K
-    for p in tl.static_range(4):
-        total = tl.zeros((BLOCK_K,), dtype=tl.int32)
-        for k0 in range(0, K, BLOCK_K):
-            offs = k0 + tl.arange(0, BLOCK_K)
-            if not ONE_BLOCK:
-                v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
-            d = plane_digit(fixed_point(v, inv, finite), p)
-            tl.store(out + p * K + offs, d.to(tl.int8), mask=offs < K)
-            total += d
-        tl.store(sum_ptr + 4 * row + p, tl.sum(total, axis=0))
+    for k0 in range(0, K, BLOCK_K):
+        offs = k0 + tl.arange(0, BLOCK_K)
+        if not ONE_BLOCK:
+            v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
+        d0, d1, d2, d3 = plane_digits(fixed_point(v, inv, finite))
+        tl.store(out + offs, d0.to(tl.int8), mask=offs < K)
+        tl.store(out + K + offs, d1.to(tl.int8), mask=offs < K)
+        tl.store(out + 2 * K + offs, d2.to(tl.int8), mask=offs < K)
+        tl.store(out + 3 * K + offs, d3.to(tl.int8), mask=offs < K)
+        s0 += tl.sum(d0, axis=0)
+        s1 += tl.sum(d1, axis=0)
+        s2 += tl.sum(d2, axis=0)
+        s3 += tl.sum(d3, axis=0)
+    tl.store(sum_ptr + 4 * row, s0)
+    tl.store(sum_ptr + 4 * row + 1, s1)
+    tl.store(sum_ptr + 4 * row + 2, s2)
+    tl.store(sum_ptr + 4 * row + 3, s3)
     tl.store(step_ptr + row, step)
 
 
@@ -243,11 +263,12 @@ def activation_planes_triton(
     step = torch.empty(m, dtype=torch.float32, device=x.device)
     sums = torch.empty(m * 4, dtype=torch.int32, device=x.device)
     if m:
-        # a decode step's x sits in L2: 4096-value blocks, re-read for each digit on longer rows, keep the registers
-        # few (a whole 28672-value row in registers spilled: 118 against 33 us on 8192x28672, NOTES.md v16)
-        block = min(triton.next_power_of_2(max(k, 16)), 4096)
+        # 16 values a thread: four digits of a 28672-value row held at once spilled (8192x28672 M=1: 118 against 33
+        # us); longer rows take 16384-value loads for the absmax, then 8192-value blocks from L2 (NOTES.md v16)
+        block = min(triton.next_power_of_2(max(k, 16)), 8192)
         _activation_planes_kernel[(m,)](
-            x, planes, step, sums, k, BLOCK_K=block, ONE_BLOCK=k <= block, GDC=pdl,
-            num_warps=num_warps_for(block), **({"launch_pdl": True} if pdl else {}),
+            x, planes, step, sums, k, BLOCK_K=block, ONE_BLOCK=k <= block,
+            ABS_BLOCK=min(triton.next_power_of_2(k), 16384), GDC=pdl,
+            num_warps=max(4, block // 512), **({"launch_pdl": True} if pdl else {}),
         )  # fmt: skip
     return planes, step, sums
