@@ -115,9 +115,17 @@ def weight_only_tall_long_rows(n: int, k: int, fmt: str, x_bytes: int) -> bool:
 
 
 def weight_only_planes(m: int, n: int, k: int, fmt: str) -> bool:
-    """Weight-only matmuls of this size run on the int8 kernels, each token as four int8 planes
-    (quantize.activation_planes; kernel.linear_triton). Off until measured."""
-    return False
+    """Weight-only calls of this size run on the A8 GEMM, each token as four int8 planes (quantize.activation_planes;
+    kernel.linear_triton): 2-8 tokens on every layer, one token on tall layers that are not K-heavy.
+
+    H100 (NOTES.md v16), ternary against the weight-only kernels in the same process: 2-4 tokens won on all ten
+    layers of sweep 3 (28672x4096 M=4 26.1 -> 17.4 us, 57344x8192 87.1 -> 60.6, 8192x28672 57.7 -> 42.4, 4096x4096
+    10.0 -> 8.8); one token won where the A8 GEMM's 4 rows beat the GEMV (28672x4096 20.5 -> 17.4, 57344x8192 67.1
+    -> 59.7, 13824x2560 10.2 -> 9.0) and lost on 8192-row and smaller or K-heavy layers; 8 tokens (32 rows) on the
+    32 x 64 x 128 A8 tile (sweep 3b); 16 tokens lost or tied on 9 of 10 layers."""
+    if m == 1:
+        return n >= 12288 and k < 2.5 * n
+    return 2 <= m <= 8
 
 
 def dequant_min_m(n: int, k: int) -> int:
@@ -257,6 +265,13 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             else:
                 bm, bn, bkp, warps, stages = 64, 64, 64, 4, 3
         return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k)
+    if a8 and fmt == "ternary" and 16 < m <= 32:
+        # Ternary A8, 17-32 rows (also the planes of 5-8 weight-only tokens), H100 sweep 3b over six layers (NOTES.md
+        # v16): 32 x 64 x 128 on 4 warps, 4 stages, best or within 3% on all six (57344x8192 85.3 -> 65.2 us,
+        # 13824x2560 11.1 -> 8.5, 28672x4096 23.5 -> 20.5); split in two where the tiles fit two waves and keep 8 K
+        # steps each (8192x8192 18.0 -> 14.4, 8192x28672 52.8 -> 38.6; 6144x4096 lost split, 9.0 -> 10.3).
+        split_k = _split_k(triton.cdiv(m, 32) * triton.cdiv(n, 64), kp, 128, 2 * sms, min_steps=8, most=2)
+        return _fitted(32, 64, 128, 4, 4, fmt, a8, x_bytes, device, split_k)
     if m <= 32:
         # Best of the H200 sweep on 28672x4096 (NOTES.md v3); weights are the wide (BLOCK_N) side.
         bm, bn, bkp, warps, stages = (16, 64, 128, 4, 4) if m <= 16 else (32, 128, 64, 4, 4)
