@@ -37,10 +37,10 @@ def test_linear_real_sizes(n, k, weight_bits, activation_bits, m):
 
     kernel.DECODE_MAX_M, saved = 4, kernel.DECODE_MAX_M  # exercise the multi-token GEMV too
     try:
-        for path in ("auto", "decode", "gemm", "dequant"):
+        for path in ("auto", "decode", "gemm", "dequant", "planes"):
             if path == "decode" and not _decode_ok(m, k, packed, activation_bits == 8):
                 continue
-            if path == "dequant" and activation_bits is not None:
+            if path in ("dequant", "planes") and activation_bits is not None:
                 continue
             y = linear_triton(x, packed, scale, k, fmt, activation_bits, bias, path=path)
             assert not torch.isnan(y).any()
@@ -69,10 +69,32 @@ def test_weight_only_gemm_decodes_on_gpu(monkeypatch, m, n, k, weight_bits, dtyp
     ref = linear_reference(x, packed, scale, k, fmt, None, None, accumulate_dtype=torch.float64)
     for pairs in (True, False):
         monkeypatch.setattr(
-            kernel, "gemm_config", lambda *a, p=pairs, **kw: dataclasses.replace(configs.gemm_config(*a, **kw), code_pairs=p)
+            kernel,
+            "gemm_config",
+            lambda *a, p=pairs, **kw: dataclasses.replace(configs.gemm_config(*a, **kw), code_pairs=p),
         )
         y = linear_triton(x, packed, scale, k, fmt, None, None, path="gemm")
         assert rel_err(y, ref) < 4e-3, (pairs, rel_err(y, ref))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize("weight_bits", [1.58, 1])
+@pytest.mark.parametrize(("m", "n", "k"), [(1, 28672, 4096), (4, 8192, 28672), (8, 3840, 2560), (3, 1000, 1000)])
+def test_weight_only_planes_on_gpu(m, n, k, weight_bits, dtype):
+    """Weight-only through four int8 planes a token and the A8 GEMM (NOTES.md v16): the plane quantizer bit for bit
+    against its reference, and outputs against float64 on activations of mean 1 with a wide range, where float32
+    keeps float32 accuracy."""
+    from bitmat_kernels.ops.quantize.kernel import activation_planes_triton
+    from bitmat_kernels.ops.quantize.reference import activation_planes_reference
+
+    packed, scale = layer(n, k, weight_bits, per_channel=True)
+    x = ((torch.randn(m, k, device="cuda") + 1.0) * torch.linspace(1e-3, 30.0, k, device="cuda")).to(dtype)
+    for a, b in zip(activation_planes_triton(x), activation_planes_reference(x)):
+        assert torch.equal(a, b)
+    fmt = "ternary" if weight_bits == 1.58 else "binary"
+    ref = linear_reference(x, packed, scale, k, fmt, None, None, accumulate_dtype=torch.float64)
+    y = linear_triton(x, packed, scale, k, fmt, None, None, path="planes")
+    assert rel_err(y, ref) < (1e-6 if dtype == torch.float32 else 4e-3)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
@@ -102,35 +124,41 @@ def test_pack_and_quantize_match_reference_on_gpu():
     assert (xq != xq_ref).sum().item() == 0
 
 
-def test_torch_compile_fullgraph_inductor():
+@pytest.mark.parametrize("activation_bits", [8, None])  # weight-only at 4 tokens: the planes path
+def test_torch_compile_fullgraph_inductor(activation_bits):
     packed, scale = layer(1024, 1024, 1.58)
-    x = torch.randn(8, 1024, device="cuda", dtype=torch.bfloat16)
+    x = torch.randn(4 if activation_bits is None else 8, 1024, device="cuda", dtype=torch.bfloat16)
 
     def f(x):
-        h = bk.bitmat_linear(x, packed, scale, in_features=1024)
+        h = bk.bitmat_linear(x, packed, scale, in_features=1024, activation_bits=activation_bits)
         return torch.relu(h) + 1
 
     compiled = torch.compile(f, fullgraph=True)
     torch.testing.assert_close(compiled(x), f(x))
 
 
-@pytest.mark.parametrize("m", [1, 64])
-def test_cuda_graph_capture(m):
+@pytest.mark.parametrize("activation_bits", [8, None])
+@pytest.mark.parametrize("m", [1, 4, 64])
+def test_cuda_graph_capture(m, activation_bits):
     packed, scale = layer(2048, 1024, 1.58)
     x = torch.randn(m, 1024, device="cuda", dtype=torch.bfloat16)
-    expected = bk.bitmat_linear(x, packed, scale, in_features=1024)
+
+    def f(x):
+        return bk.bitmat_linear(x, packed, scale, in_features=1024, activation_bits=activation_bits)
+
+    expected = f(x)
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
-        bk.bitmat_linear(x, packed, scale, in_features=1024)  # compile and warm up outside the graph
+        f(x)  # compile and warm up outside the graph
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        out = bk.bitmat_linear(x, packed, scale, in_features=1024)
+        out = f(x)
     x.copy_(torch.randn_like(x))
     graph.replay()
     torch.cuda.synchronize()
-    torch.testing.assert_close(out, bk.bitmat_linear(x, packed, scale, in_features=1024))
+    torch.testing.assert_close(out, f(x))
     assert not torch.equal(out, expected)
 
 

@@ -420,3 +420,68 @@ def test_gemm_weight_only_decodes_match_oracle(triton_backend, monkeypatch, code
     y = kernel.linear_triton(x_odd, packed_odd, scale_odd, k_odd, fmt, None, None, path="gemm")
     assert launched[-1] is False
     assert_close_to_oracle(y, oracle(x_odd, packed_odd, scale_odd, k_odd, weight_bits, None, None), dtype)
+
+
+# --- weight-only on the int8 kernels: activation planes -----------------------------------------
+
+
+@pytest.mark.parametrize("weight_bits", [1.58, 1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize(("m", "k"), [(1, 64), (3, 67), (5, 130), (2, 33)])
+def test_weight_only_planes_path_matches_oracle(triton_backend, m, k, weight_bits, dtype):
+    """Four int8 planes a token through the A8 GEMM, summed exactly in int64: the float64 oracle up to the fp32
+    epilogue's few roundings, so float32 activations keep float32 accuracy."""
+    from bitmat_kernels.ops.linear.kernel import linear_triton
+
+    n = 37
+    gen = torch.Generator().manual_seed(m * 100 + k)
+    packed, scale = make_layer(n, k, weight_bits, per_channel=True, gen=gen)
+    x = (torch.randn(m, k, generator=gen) + 1.0) * torch.linspace(1e-3, 30.0, k)  # mean 1, a wide range
+    x = x.to(dtype)
+    bias = torch.randn(n, generator=gen).to(dtype)
+    fmt = "ternary" if weight_bits == 1.58 else "binary"
+    y = linear_triton(x, packed, scale, k, fmt, None, bias, path="planes")
+    ref = oracle(x, packed, scale, k, weight_bits, None, bias)
+    assert y.dtype == dtype
+    if dtype == torch.float32:
+        torch.testing.assert_close(y.double(), ref.double(), rtol=1e-6, atol=1e-6 * ref.abs().max().item())
+    else:
+        assert_close_to_oracle(y, ref, dtype)
+    with pytest.raises(ValueError, match="weight-only"):
+        linear_triton(x, packed, scale, k, fmt, 8, bias, path="planes")
+
+
+@pytest.mark.parametrize("weight_bits", [1.58, 1])
+def test_weight_only_planes_split_k_and_nan_token(triton_backend, monkeypatch, weight_bits):
+    """Split-K partial sums of each plane row are combined per token in the finish kernel; a token holding NaN gives
+    NaN outputs and leaves the others alone."""
+    import bitmat_kernels.ops.linear.kernel as kernel
+    from bitmat_kernels.ops.linear.configs import GemmConfig
+
+    monkeypatch.setattr(
+        kernel, "gemm_config", lambda *a, **kw: GemmConfig(16, 32, 32, num_warps=4, num_stages=1, split_k=2)
+    )
+    m, n, k = 3, 40, 520
+    gen = torch.Generator().manual_seed(4)
+    packed, scale = make_layer(n, k, weight_bits, per_channel=True, gen=gen)
+    x = torch.randn(m, k, generator=gen).to(torch.bfloat16)
+    x[1, 9] = float("nan")
+    fmt = "ternary" if weight_bits == 1.58 else "binary"
+    y = kernel.linear_triton(x, packed, scale, k, fmt, None, None, path="planes")
+    assert torch.isnan(y[1]).all()
+    ref = oracle(x[[0, 2]], packed, scale, k, weight_bits, None, None)
+    assert_close_to_oracle(y[[0, 2]], ref, torch.bfloat16)
+    assert torch.equal(y[[0, 2]], kernel.linear_triton(x[[0, 2]], packed, scale, k, fmt, None, None, path="planes"))
+
+
+def test_weight_only_auto_takes_planes_by_the_rule(triton_backend, monkeypatch):
+    import bitmat_kernels.ops.linear.kernel as kernel
+
+    calls = []
+    real = kernel.activation_planes_triton
+    monkeypatch.setattr(kernel, "activation_planes_triton", lambda x, **kw: calls.append(x.shape) or real(x, **kw))
+    packed, scale = make_layer(16, 32, 1.58)
+    for m, planes in ((1, False), (2, True), (4, True), (9, False)):
+        calls.clear()
+        kernel.linear_triton(torch.randn(m, 32), packed, scale, 32, "ternary", None, None)
+        assert bool(calls) == planes, m

@@ -262,3 +262,36 @@ def test_weight_only_two_warp_tiles_at_16_tokens(gpu_rules):
     for m, n, k, fmt, a8, x_bytes in [(16, 28672, 4096, "binary", False, 2), (16, 28672, 4096, "ternary", True, 1),
                                       (16, 28672, 4096, "ternary", False, 4), (9, 8192, 28672, "ternary", False, 2)]:  # fmt: skip
         assert configs.gemm_config(m, n, k, fmt, a8, gpu_rules, x_bytes=x_bytes).num_warps != 2, (m, n, fmt, a8)
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "k", "fmt", "planes"),
+    [
+        (1, 28672, 4096, "ternary", True),  # one token: tall layers that are not K-heavy (NOTES.md v16)
+        (1, 13824, 2560, "binary", True),
+        (1, 8192, 8192, "ternary", False),  # the GEMV is faster below 12288 rows
+        (1, 8192, 28672, "ternary", False),  # and on K-heavy layers
+        (2, 2560, 6912, "ternary", True),  # 2-4 tokens: every layer
+        (4, 8192, 28672, "binary", True),
+        (8, 4096, 4096, "ternary", True),  # 5-8: not K-heavy
+        (8, 4096, 14336, "ternary", False),
+        (5, 8192, 8192, "binary", False),  # binary 5-8 on tall layers only
+        (8, 57344, 8192, "binary", True),
+        (9, 28672, 4096, "ternary", False),  # 9 and more: the weight-only kernels
+        (0, 28672, 4096, "ternary", False),
+    ],
+)
+def test_weight_only_planes_rule(m, n, k, fmt, planes):
+    assert configs.weight_only_planes(m, n, k, fmt) == planes
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "split_k"), [(57344, 8192, 1), (6144, 4096, 1), (8192, 8192, 2), (8192, 28672, 2), (13824, 2560, 1)]
+)
+def test_a8_ternary_32_row_tile(gpu_rules, n, k, split_k):
+    """17-32 rows of ternary A8 (also 5-8 weight-only tokens as planes): 32 x 64 x 128 on 4 warps, split in two
+    where two waves hold the tiles and each keeps 8 K steps (NOTES.md v16 sweep 3b)."""
+    cfg = configs.gemm_config(32, n, k, "ternary", True, gpu_rules)
+    assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps, cfg.split_k) == (32, 64, 128, 4, split_k)
+    assert configs.gemm_config(16, n, k, "ternary", True, gpu_rules).block_m == 16  # 16 rows keep their tile
+    assert configs.gemm_config(32, n, k, "binary", True, gpu_rules).block_kp == 64  # binary: not measured, unchanged

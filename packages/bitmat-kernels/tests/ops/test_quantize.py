@@ -178,3 +178,81 @@ def test_quantize_property(m, k, scale, seed):
     with bk.use_backend("triton"):
         xq2, s2 = bk.quantize_activations(x)
     assert torch.equal(xq, xq2) and torch.equal(s, s2)
+
+
+# --- activation planes (weight-only matmuls on the int8 kernels) --------------------------------
+
+
+def planes_value(planes, step):
+    """The float64 value the four digit rows of each token stand for."""
+    d = planes.reshape(step.shape[0], 4, -1).double()
+    q = d[:, 0] + d[:, 1] * 2**8 + d[:, 2] * 2**16 + d[:, 3] * 2**24
+    return q * step.double()[:, None]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("k", [1, 37, 8192 + 5])  # one block, and the two-pass path of long rows
+def test_activation_planes_triton_is_bit_exact_with_reference(triton_backend, dtype, k):
+    from bitmat_kernels.ops.quantize.kernel import activation_planes_triton
+    from bitmat_kernels.ops.quantize.reference import activation_planes_reference
+
+    gen = torch.Generator().manual_seed(k)
+    x = torch.randn(4, k, generator=gen) * torch.tensor([[1.0], [3e3], [1e-3], [0.0]])
+    x[0, k // 2] = 1e-6  # far below the token's max: rounded, not exact
+    x = x.to(dtype)
+    got = activation_planes_triton(x)
+    ref = activation_planes_reference(x)
+    for a, b in zip(got, ref):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_activation_planes_are_exact_within_their_range(dtype):
+    """Each token is q * 2**(E - 30) with max |x| < 2**E: digits within int8, bfloat16 values of magnitude >= 2**(E - 23)
+    (float16: 2**(E - 20)) exact, everything within half a step, 2**(E - 31)."""
+    from bitmat_kernels.ops.quantize.reference import activation_planes_reference
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(5, 300, generator=gen) * torch.tensor([[1.0], [1e4], [1e-5], [7.0], [0.01]])
+    x[3, 7] = -1e-9
+    x = x.to(dtype)
+    planes, step, sums = activation_planes_reference(x)
+    assert planes.shape == (20, 300) and step.shape == (5,) and sums.shape == (20,)
+    assert torch.equal(sums, planes.sum(-1, dtype=torch.int32))
+    d = planes.reshape(5, 4, 300)
+    assert d[:, :3].min() >= -128 and d[:, :3].max() <= 127 and d[:, 3].abs().max() <= 64
+    xd = x.double()
+    e = torch.floor(torch.log2(xd.abs().amax(-1))) + 1  # max |x| < 2**E
+    assert torch.equal(step.double(), 2.0 ** (e - 30))  # a power of two: the epilogue's multiply is exact
+    err = (planes_value(planes, step) - xd).abs()
+    assert (err <= step.double()[:, None] / 2).all()
+    if dtype != torch.float32:
+        exact_from = 2.0 ** (e - (23 if dtype == torch.bfloat16 else 20))
+        assert (err[xd.abs() >= exact_from[:, None]] == 0).all()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_activation_planes_non_finite_token(backend, bad):
+    from bitmat_kernels.ops.quantize.kernel import activation_planes_triton
+    from bitmat_kernels.ops.quantize.reference import activation_planes_reference
+
+    x = torch.randn(3, 20)
+    x[1, 4] = bad
+    x[2] = 0.0
+    planes, step, sums = (activation_planes_triton if backend == "triton" else activation_planes_reference)(x)
+    assert math.isnan(step[1].item()) and torch.isfinite(step[[0, 2]]).all()
+    assert (planes[4:12] == 0).all() and (sums[4:12] == 0).all()  # the bad token and the zero token: all digits 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(1, 3), k=st.integers(1, 60), log_scale=st.floats(-30, 30), seed=st.integers(0, 2**31))
+def test_activation_planes_property(m, k, log_scale, seed):
+    from bitmat_kernels.ops.quantize.kernel import activation_planes_triton
+    from bitmat_kernels.ops.quantize.reference import activation_planes_reference
+
+    x = torch.randn(m, k, generator=torch.Generator().manual_seed(seed)) * 2.0**log_scale
+    planes, step, sums = activation_planes_reference(x)
+    assert ((planes_value(planes, step) - x.double()).abs() <= step.double()[:, None] / 2).all()
+    with bk.use_backend("triton"):
+        got = activation_planes_triton(x)
+    assert all(torch.equal(a, b) for a, b in zip(got, (planes, step, sums)))

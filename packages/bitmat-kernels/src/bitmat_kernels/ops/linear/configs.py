@@ -116,16 +116,20 @@ def weight_only_tall_long_rows(n: int, k: int, fmt: str, x_bytes: int) -> bool:
 
 def weight_only_planes(m: int, n: int, k: int, fmt: str) -> bool:
     """Weight-only calls of this size run on the A8 GEMM, each token as four int8 planes (quantize.activation_planes;
-    kernel.linear_triton): 2-8 tokens on every layer, one token on tall layers that are not K-heavy.
+    kernel.linear_triton): 2-4 tokens on every layer; one token on tall layers (>= 12288 rows) that are not K-heavy,
+    where 4 rows of the A8 GEMM beat the GEMV; 5-8 tokens (20-32 rows) where they are not K-heavy, binary ones only
+    on tall layers.
 
-    H100 (NOTES.md v16), ternary against the weight-only kernels in the same process: 2-4 tokens won on all ten
-    layers of sweep 3 (28672x4096 M=4 26.1 -> 17.4 us, 57344x8192 87.1 -> 60.6, 8192x28672 57.7 -> 42.4, 4096x4096
-    10.0 -> 8.8); one token won where the A8 GEMM's 4 rows beat the GEMV (28672x4096 20.5 -> 17.4, 57344x8192 67.1
-    -> 59.7, 13824x2560 10.2 -> 9.0) and lost on 8192-row and smaller or K-heavy layers; 8 tokens (32 rows) on the
-    32 x 64 x 128 A8 tile (sweep 3b); 16 tokens lost or tied on 9 of 10 layers."""
+    H100 sweep 4 (NOTES.md v16; against the kernels replaced, same process): ternary 28672x4096 M=1 / 4 / 8 20.1 /
+    25.5 / 25.5 -> 17.9 / 17.2 / 20.5 us, 57344x8192 67.6 / 87.6 / 87.3 -> 59.7 / 60.7 / 66.2, 8192x28672 M=4 57.2
+    -> 42.5, 4096x4096 M=4 9.9 -> 8.9; binary 57344x8192 M=4 103.0 -> 47.7. Lost: one token on 8192-row, smaller or
+    K-heavy layers (the GEMV is faster), 5-8 tokens on K-heavy layers (4096x14336 20.5 -> 21.8) and binary 5-8 on
+    layers below 12288 rows but two, 9-16 tokens on 9 of 10 layers (sweep 1)."""
     if m == 1:
         return n >= 12288 and k < 2.5 * n
-    return 2 <= m <= 8
+    if m <= 4:
+        return m >= 2
+    return m <= 8 and k < 2.5 * n and (fmt == "ternary" or n >= 12288)
 
 
 def dequant_min_m(n: int, k: int) -> int:

@@ -666,7 +666,6 @@ def _bitmat_gemv_kernel(
     tl.store(y_ptr + rm[:, None] * N + rn[None, :], y.to(y_ptr.dtype.element_ty), mask=m_ok & (rn[None, :] < N))
 
 
-
 @triton.jit
 def _bitmat_gemv_weight_only_kernel(
     x_ptr,  # float [K]: one token

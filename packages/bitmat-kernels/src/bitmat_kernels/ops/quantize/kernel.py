@@ -253,9 +253,7 @@ def _activation_planes_kernel(
     tl.store(step_ptr + row, step)
 
 
-def activation_planes_triton(
-    x: torch.Tensor, pdl: bool = False
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def activation_planes_triton(x: torch.Tensor, pdl: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """activation_planes_reference on the GPU (bit for bit): x [M, K] float -> (planes int8 [M * 4, K], step
     float32 [M], plane sums int32 [M * 4]). pdl as in quantize_activations_triton."""
     m, k = x.shape
