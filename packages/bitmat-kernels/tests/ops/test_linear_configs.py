@@ -275,9 +275,14 @@ def test_weight_only_two_warp_tiles_at_16_tokens(gpu_rules):
         (4, 8192, 28672, "binary", True),
         (8, 4096, 4096, "ternary", True),  # 5-8: not K-heavy
         (8, 4096, 14336, "ternary", False),
-        (5, 8192, 8192, "binary", False),  # binary 5-8 on tall layers only
-        (8, 57344, 8192, "binary", True),
-        (9, 28672, 4096, "ternary", False),  # 9 and more: the weight-only kernels
+        (5, 8192, 28672, "ternary", True),  # but ternary K-heavy ones of >= 8192 rows
+        (5, 8192, 28672, "binary", False),
+        (8, 8192, 8192, "binary", True),
+        (16, 3840, 2560, "binary", True),  # 9-16: binary on small layers only
+        (16, 3840, 2560, "ternary", False),
+        (9, 4096, 4096, "binary", False),
+        (9, 28672, 4096, "ternary", False),
+        (17, 3840, 2560, "binary", False),
         (0, 28672, 4096, "ternary", False),
     ],
 )
@@ -290,8 +295,9 @@ def test_weight_only_planes_rule(m, n, k, fmt, planes):
 )
 def test_a8_ternary_32_row_tile(gpu_rules, n, k, split_k):
     """17-32 rows of ternary A8 (also 5-8 weight-only tokens as planes): 32 x 64 x 128 on 4 warps, split in two
-    where two waves hold the tiles and each keeps 8 K steps (NOTES.md v16 sweep 3b)."""
+    where two waves hold the tiles and each keeps 8 K steps (NOTES.md v16 sweeps 3b, 6)."""
     cfg = configs.gemm_config(32, n, k, "ternary", True, gpu_rules)
     assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps, cfg.split_k) == (32, 64, 128, 4, split_k)
     assert configs.gemm_config(16, n, k, "ternary", True, gpu_rules).block_m == 16  # 16 rows keep their tile
-    assert configs.gemm_config(32, n, k, "binary", True, gpu_rules).block_kp == 64  # binary: not measured, unchanged
+    binary = configs.gemm_config(32, n, k, "binary", True, gpu_rules)  # binary: on <= 8192 rows, unsplit
+    assert (binary.block_n, binary.block_kp, binary.split_k) == ((64, 128, 1) if n <= 8192 else (binary.block_n, 64, 1))

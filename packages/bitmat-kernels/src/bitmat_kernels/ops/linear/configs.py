@@ -116,20 +116,24 @@ def weight_only_tall_long_rows(n: int, k: int, fmt: str, x_bytes: int) -> bool:
 
 def weight_only_planes(m: int, n: int, k: int, fmt: str) -> bool:
     """Weight-only calls of this size run on the A8 GEMM, each token as four int8 planes (quantize.activation_planes;
-    kernel.linear_triton): 2-4 tokens on every layer; one token on tall layers (>= 12288 rows) that are not K-heavy,
-    where 4 rows of the A8 GEMM beat the GEMV; 5-8 tokens (20-32 rows) where they are not K-heavy, binary ones only
-    on tall layers.
+    kernel.linear_triton).
 
-    H100 sweep 4 (NOTES.md v16; against the kernels replaced, same process): ternary 28672x4096 M=1 / 4 / 8 20.1 /
-    25.5 / 25.5 -> 17.9 / 17.2 / 20.5 us, 57344x8192 67.6 / 87.6 / 87.3 -> 59.7 / 60.7 / 66.2, 8192x28672 M=4 57.2
-    -> 42.5, 4096x4096 M=4 9.9 -> 8.9; binary 57344x8192 M=4 103.0 -> 47.7. Lost: one token on 8192-row, smaller or
-    K-heavy layers (the GEMV is faster), 5-8 tokens on K-heavy layers (4096x14336 20.5 -> 21.8) and binary 5-8 on
-    layers below 12288 rows but two, 9-16 tokens on 9 of 10 layers (sweep 1)."""
+    H100 sweeps 3, 4 and 6 (NOTES.md v16), against the kernels replaced in the same process:
+    - 2-4 tokens: every layer (ternary 28672x4096 M=4 25.5 -> 17.2 us, 57344x8192 87.6 -> 60.7, 8192x28672 57.2 ->
+      42.5, 4096x4096 9.9 -> 8.9; binary 57344x8192 103.0 -> 47.7);
+    - one token: tall layers (>= 12288 rows) that are not K-heavy, where 4 rows of the A8 GEMM beat the GEMV
+      (28672x4096 20.1 -> 17.9, 57344x8192 67.6 -> 59.7, 13824x2560 10.0 -> 8.9); elsewhere the GEMV is faster;
+    - 5-8 tokens (20-32 rows): not on K-heavy layers (ternary 4096x14336 20.5 -> 21.8, 2560x6912 12.5 -> 14.1;
+      binary 8192x28672 47.1 -> 62.3), except ternary ones of >= 8192 rows (8192x28672 57.2 -> 45.4);
+    - 9-16 tokens: only binary on small layers (3840x2560 M=16 10.4 -> 8.8); elsewhere the planes lost or tied."""
+    k_heavy = k >= 2.5 * n
     if m == 1:
-        return n >= 12288 and k < 2.5 * n
+        return n >= 12288 and not k_heavy
     if m <= 4:
         return m >= 2
-    return m <= 8 and k < 2.5 * n and (fmt == "ternary" or n >= 12288)
+    if m <= 8:
+        return not k_heavy or (fmt == "ternary" and n >= 8192)
+    return m <= 16 and fmt == "binary" and n * k <= 10 * 2**20 and not k_heavy
 
 
 def dequant_min_m(n: int, k: int) -> int:
@@ -269,12 +273,16 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             else:
                 bm, bn, bkp, warps, stages = 64, 64, 64, 4, 3
         return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k)
-    if a8 and fmt == "ternary" and 16 < m <= 32:
-        # Ternary A8, 17-32 rows (also the planes of 5-8 weight-only tokens), H100 sweep 3b over six layers (NOTES.md
-        # v16): 32 x 64 x 128 on 4 warps, 4 stages, best or within 3% on all six (57344x8192 85.3 -> 65.2 us,
-        # 13824x2560 11.1 -> 8.5, 28672x4096 23.5 -> 20.5); split in two where the tiles fit two waves and keep 8 K
-        # steps each (8192x8192 18.0 -> 14.4, 8192x28672 52.8 -> 38.6; 6144x4096 lost split, 9.0 -> 10.3).
-        split_k = _split_k(triton.cdiv(m, 32) * triton.cdiv(n, 64), kp, 128, 2 * sms, min_steps=8, most=2)
+    if a8 and 16 < m <= 32 and (fmt == "ternary" or n <= 8192):
+        # A8, 17-32 rows (also the planes of 5-8 weight-only tokens), H100 sweeps 3b and 6 (NOTES.md v16): 32 x 64 x
+        # 128 on 4 warps, 4 stages. Ternary: best or within 3% on all seven layers (57344x8192 85.3 -> 65.2 us,
+        # 13824x2560 11.1 -> 8.5, 28672x4096 23.5 -> 20.5), split in two where the tiles fit two waves and keep 8 K
+        # steps each (8192x8192 18.0 -> 14.4, 8192x28672 52.8 -> 38.6; 6144x4096 lost split, 9.0 -> 10.3). Binary (8
+        # slices a byte): on layers of <= 8192 rows, unsplit (8192x8192 19.0 -> 13.8, 6144x4096 9.7 -> 8.7); taller
+        # ones keep the tile below (28672x4096 16.3 against 26.7).
+        split_k = 1
+        if fmt == "ternary":
+            split_k = _split_k(triton.cdiv(m, 32) * triton.cdiv(n, 64), kp, 128, 2 * sms, min_steps=8, most=2)
         return _fitted(32, 64, 128, 4, 4, fmt, a8, x_bytes, device, split_k)
     if m <= 32:
         # Best of the H200 sweep on 28672x4096 (NOTES.md v3); weights are the wide (BLOCK_N) side.
