@@ -1,5 +1,6 @@
 """v16 probe: one weight-only token as activation planes on the A8 GEMV (path planes-gemv) at several tiles, against
-the weight-only GEMV (decode), the planes on the GEMM (planes-gemm) and A8 itself, same process. JSON lines out."""
+the weight-only GEMV (decode), the planes on the GEMM (planes-gemm) and A8 itself, same process. JSON lines out.
+Needs the planes-gemv path of commit 9162f3d (removed after this probe: it lost everywhere, NOTES.md v16)."""
 
 import argparse
 import importlib.util

@@ -136,12 +136,6 @@ def weight_only_planes(m: int, n: int, k: int, fmt: str) -> bool:
     return m <= 16 and fmt == "binary" and n * k <= 10 * 2**20 and not k_heavy
 
 
-def planes_gemv(n: int, k: int, fmt: str) -> bool:
-    """One weight-only token as activation planes: the A8 GEMV with four activation rows rather than the GEMM's
-    4-row tile. Not measured yet: the GEMM."""
-    return False
-
-
 def dequant_min_m(n: int, k: int) -> int:
     """Tokens from which weight-only matmuls dequantize the weight and call cuBLAS (kernel.linear_triton).
 

@@ -52,7 +52,6 @@ from .configs import (
     decode_config,
     dequant_min_m,
     gemm_config,
-    planes_gemv,
     weight_only_planes,
 )
 
@@ -555,8 +554,6 @@ def _bitmat_gemv_kernel(
     FUSED_QUANT: tl.constexpr = False,  # A8: x_ptr holds float activations, quantized here per program
     eps=1e-5,
     GDC: tl.constexpr = False,  # launched with programmatic dependent launch: wait for the quantizer's output
-    PLANES: tl.constexpr = False,  # A8 on one token's four activation_planes (x rows 0-3, M == 4)
-    row_sum_ptr=None,  # int32 [4]: the planes' sums of codes (PLANES)
 ):
     pid_n = tl.program_id(0)
     rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
@@ -564,38 +561,6 @@ def _bitmat_gemv_kernel(
     rw = tl.arange(0, BLOCK_W)
     n_ok = rn[:, None] < N
     m_ok = rm[:, None] < M
-    if PLANES:
-        # The one-token form below with four activation rows: each decoded word meets the four planes' words
-        # (four dp4a), four 2-D accumulators (a 3-D [4, N, W] form measured 2x slower, NOTES.md v16).
-        KWP = KP // 4
-        KXP = K // 4
-        acc0 = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.int32)
-        acc1 = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.int32)
-        acc2 = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.int32)
-        acc3 = tl.zeros((BLOCK_N, BLOCK_W), dtype=tl.int32)
-        for w0 in range(0, KWP, BLOCK_W):
-            wi = w0 + rw
-            words = tl.load(w_ptr + rn[:, None] * KWP + wi[None, :], mask=n_ok & (wi[None, :] < KWP), other=0)
-            if GDC:
-                tl.extra.cuda.gdc_wait()
-                tl.extra.cuda.gdc_launch_dependents()
-            for s in tl.static_range(8 // BITS):
-                xi = s * KWP + wi
-                x_ok = (wi < KWP) & (xi < KXP)
-                t = (words >> (s * BITS)) & (0x03030303 if BITS == 2 else 0x01010101)
-                acc0 = dp4a(tl.load(x_ptr + xi, mask=x_ok, other=0)[None, :], t, acc0, USE_PTX)
-                acc1 = dp4a(tl.load(x_ptr + KXP + xi, mask=x_ok, other=0)[None, :], t, acc1, USE_PTX)
-                acc2 = dp4a(tl.load(x_ptr + 2 * KXP + xi, mask=x_ok, other=0)[None, :], t, acc2, USE_PTX)
-                acc3 = dp4a(tl.load(x_ptr + 3 * KXP + xi, mask=x_ok, other=0)[None, :], t, acc3, USE_PTX)
-        # the planes' sums of codes come from the quantizer (row_sum_ptr)
-        dot = plane_value(tl.sum(acc0, axis=1), tl.load(row_sum_ptr), 0, BITS)
-        dot += plane_value(tl.sum(acc1, axis=1), tl.load(row_sum_ptr + 1), 1, BITS)
-        dot += plane_value(tl.sum(acc2, axis=1), tl.load(row_sum_ptr + 2), 2, BITS)
-        dot += plane_value(tl.sum(acc3, axis=1), tl.load(row_sum_ptr + 3), 3, BITS)
-        step = tl.load(x_scale_ptr)
-        y0 = scale_output(dot.to(tl.float32), step, rn, N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS)
-        tl.store(y_ptr + rn, y0.to(y_ptr.dtype.element_ty), mask=rn < N)
-        return
     if BLOCK_M == 1 and A8 and not FUSED_QUANT:
         # One token: plain 2-D tiles (measured 25% faster than the 3-D form with a unit dimension). Weight-only
         # one-token calls run _bitmat_gemv_weight_only_kernel.
@@ -857,7 +822,7 @@ def _decode_ok(m: int, k: int, packed: torch.Tensor, a8: bool) -> bool:
     return 0 < m <= DECODE_MAX_M and (not a8 or _words_ok(k, packed))
 
 
-def _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl, path) -> None:
+def _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl) -> None:
     """Weight-only through the int8 GEMM: each token becomes four int8 planes of one 30-bit fixed-point integer
     (quantize.activation_planes), the A8 GEMM multiplies all planes against the codes, and its epilogue adds a
     token's planes exactly in int64 before one rounding to fp32. At decode sizes the work is the weight read, which
@@ -867,14 +832,6 @@ def _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_str
     n, kp = packed.shape
     xq, step, row_sum = activation_planes_triton(x2, pdl=pdl)
     common = dict(common, A8=True, PLANES=True)
-    if m == 1 and path != "planes-gemm" and _words_ok(k, packed) and (path == "planes-gemv" or planes_gemv(n, k, fmt)):
-        cfg = decode_config(4, n, k, fmt, True, x2.device)  # the A8 GEMV's tile, its words a step cut to fit 4 rows
-        _bitmat_gemv_kernel[(triton.cdiv(n, cfg.block_n),)](
-            xq.view(torch.int32), step, packed.view(torch.int32), w_scale, bias_arg, y, 4, n, k, kp, w_scale_stride,
-            BLOCK_M=4, BLOCK_N=cfg.block_n, BLOCK_W=cfg.block_w, GDC=pdl, row_sum_ptr=row_sum,
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages, **({"launch_pdl": True} if pdl else {}), **common,
-        )  # fmt: skip
-        return
     cfg = gemm_config(4 * m, n, k, fmt, True, x2.device)
     args = (xq, step, row_sum, packed, w_scale, bias_arg, y, 4 * m, n, k, kp, w_scale_stride)
     _launch_gemm(cfg, args, torch.int8, common, pdl)
@@ -892,8 +849,7 @@ def linear_triton(
     path: str = "auto",
     quantized=None,
 ) -> torch.Tensor:
-    """`path` ("auto", "decode", "gemm", "dequant", "planes"; "planes-gemm" / "planes-gemv" pick the planes' kernel at
-    one token) exists for tests and benchmarks; users leave it alone.
+    """`path` ("auto", "decode", "gemm", "dequant", "planes") exists for tests and benchmarks; users leave it alone.
     `quantized`: x's QuantizedActivations (A8), checked by bitmat_linear; used instead of quantizing x here.
 
     "dequant" (weight-only only): write codes * scale as a dense x.dtype weight in one pass and call
@@ -920,12 +876,11 @@ def linear_triton(
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")
         w = unpack_triton(packed, k, fmt, scale=w_scale, dtype=x.dtype)
         return torch.nn.functional.linear(x, w, bias).reshape(*x.shape[:-1], n)
-    planes = path in ("planes", "planes-gemm", "planes-gemv")
-    if planes or (path == "auto" and not a8 and weight_only_planes(m, n, k, fmt)):
+    if path == "planes" or (path == "auto" and not a8 and weight_only_planes(m, n, k, fmt)):
         if a8:
             raise ValueError(f"{path} path is for weight-only (activation_bits=None) only")
         pdl = not interp and pdl_enabled(x.device)
-        _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl, path)
+        _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl)
         return y.reshape(*x.shape[:-1], n)
     use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8))
     if use_decode:
