@@ -301,3 +301,16 @@ def test_a8_ternary_32_row_tile(gpu_rules, n, k, split_k):
     assert configs.gemm_config(16, n, k, "ternary", True, gpu_rules).block_m == 16  # 16 rows keep their tile
     binary = configs.gemm_config(32, n, k, "binary", True, gpu_rules)  # binary: on <= 8192 rows, unsplit
     assert (binary.block_n, binary.block_kp, binary.split_k) == ((64, 128, 1) if n <= 8192 else (binary.block_n, 64, 1))
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "small_tile"),
+    [(4096, 4096, True), (2560, 6912, True), (3840, 2560, True), (4096, 14336, False), (8192, 8192, False)],
+)
+@pytest.mark.parametrize("m", [4, 16])
+def test_a8_ternary_small_layer_few_rows_tile(gpu_rules, m, n, k, small_tile):
+    """<= 16 rows of ternary A8 on layers of < 8192 rows but the very K-heavy: 16 x 32 x 256 on 2 warps, unsplit
+    (NOTES.md v16 sweep 10c)."""
+    cfg = configs.gemm_config(m, n, k, "ternary", True, gpu_rules)
+    tile = (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps, cfg.split_k)
+    assert (tile == (16, 32, 256, 2, 1)) == small_tile
