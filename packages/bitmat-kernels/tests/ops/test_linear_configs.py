@@ -304,13 +304,20 @@ def test_a8_ternary_32_row_tile(gpu_rules, n, k, split_k):
 
 
 @pytest.mark.parametrize(
-    ("n", "k", "small_tile"),
-    [(4096, 4096, True), (2560, 6912, True), (3840, 2560, True), (4096, 14336, False), (8192, 8192, False)],
+    ("m", "n", "k", "small_tile"),
+    [
+        (16, 4096, 4096, True),
+        (12, 6144, 4096, True),
+        (16, 2560, 6912, False),  # BitNet-2B layers: no gain in the bench
+        (16, 3840, 2560, False),
+        (16, 4096, 14336, False),  # very K-heavy: its split tile
+        (16, 8192, 8192, False),
+        (4, 4096, 4096, False),  # 4 rows lost on 2560x6912
+    ],
 )
-@pytest.mark.parametrize("m", [4, 16])
 def test_a8_ternary_small_layer_few_rows_tile(gpu_rules, m, n, k, small_tile):
-    """<= 16 rows of ternary A8 on layers of < 8192 rows but the very K-heavy: 16 x 32 x 256 on 2 warps, unsplit
-    (NOTES.md v16 sweep 10c)."""
+    """9-16 rows of ternary A8 on layers of 4096-8191 rows, K <= 3 N: 16 x 32 x 256 on 2 warps, unsplit (NOTES.md
+    v16, sweep 10c and the small-layer bench)."""
     cfg = configs.gemm_config(m, n, k, "ternary", True, gpu_rules)
     tile = (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps, cfg.split_k)
     assert (tile == (16, 32, 256, 2, 1)) == small_tile

@@ -273,11 +273,11 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             else:
                 bm, bn, bkp, warps, stages = 64, 64, 64, 4, 3
         return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k)
-    if a8 and fmt == "ternary" and m <= 16 and n < 8192 and k <= 3 * n:
-        # Ternary A8, <= 16 rows (also the planes of 2-4 weight-only tokens), layers of < 8192 rows but the very
-        # K-heavy: 16 x 32 x 256 on 2 warps (mma.sync), unsplit. H100 sweep 10c (NOTES.md v16), 16 rows: 4096x4096
-        # 8.1 -> 7.0 us, 6144x4096 8.2 -> 7.5, 2560x6912 9.9 -> 8.8, 3840x2560 6.5 -> 6.3; 4096x14336 lost (13.7 ->
-        # 15.6) and keeps its split tile.
+    if a8 and fmt == "ternary" and 8 < m <= 16 and 4096 <= n < 8192 and k <= 3 * n:
+        # Ternary A8, 9-16 rows (also the planes of 3-4 weight-only tokens), layers of 4096-8191 rows that are not
+        # very K-heavy: 16 x 32 x 256 on 2 warps (mma.sync), unsplit. H100 (NOTES.md v16), 16 rows, sweep 10c /
+        # bench: 4096x4096 8.1 -> 7.0 / 8.0 -> 7.0 us, 6144x4096 8.2 -> 7.5 / 7.8 -> 7.0. Not taken: 4096x14336 (13.7
+        # -> 15.6), the BitNet-2B layers (3840x2560 6.0 -> 6.3 in the bench) and 4 rows (2560x6912 8.7 -> 10.1).
         return _fitted(16, 32, 256, 2, 3, fmt, a8, x_bytes, device)
     if a8 and 16 < m <= 32 and (fmt == "ternary" or n <= 8192):
         # A8, 17-32 rows (also the planes of 5-8 weight-only tokens), H100 sweeps 3b and 6 (NOTES.md v16): 32 x 64 x
