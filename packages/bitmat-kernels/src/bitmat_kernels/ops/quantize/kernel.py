@@ -213,7 +213,7 @@ def _activation_planes_kernel(
     K,
     BLOCK_K: tl.constexpr,
     ONE_BLOCK: tl.constexpr,  # K <= BLOCK_K: one read of x
-    ABS_BLOCK: tl.constexpr,  # otherwise the absmax pass's block: the whole row in one load
+    ABS_BLOCK: tl.constexpr,  # otherwise the absmax pass's block (<= 16384 values a load)
     GDC: tl.constexpr = False,  # programmatic dependent launch, as in _quantize_activations_kernel
 ):
     if GDC:
