@@ -81,7 +81,7 @@ def main() -> int:
     ap.add_argument(
         "--extra-paths",
         default="",
-        help="weight-only: also time these linear_triton paths (planes, planes-gemm) up to --extra-paths-max-m",
+        help="weight-only: also time these linear_triton paths (e.g. planes) up to --extra-paths-max-m",
     )
     ap.add_argument("--extra-paths-max-m", type=int, default=64)
     ap.add_argument("--sweep-modes", default="A8", help="GEMM sweep modes: A8, A16 or both (A8,A16)")
@@ -159,8 +159,7 @@ def main() -> int:
                 if ab is None and args.dequant and m > 1:
                     paths += ["dequant"]
                 if ab is None and args.extra_paths and m <= args.extra_paths_max_m:
-                    # planes-gemm differs from planes at one token only
-                    paths += [p for p in args.extra_paths.split(",") if m == 1 or p != "planes-gemm"]
+                    paths += args.extra_paths.split(",")
                 for path in paths:
                     try:
                         kmod.DECODE_MAX_M = max(configs.DECODE_MAX_M, args.decode_max if path == "decode" else 0)
