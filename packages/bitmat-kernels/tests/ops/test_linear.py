@@ -449,6 +449,8 @@ def test_weight_only_planes_path_matches_oracle(triton_backend, m, k, weight_bit
         assert_close_to_oracle(y, ref, dtype)
     with pytest.raises(ValueError, match="weight-only"):
         linear_triton(x, packed, scale, k, fmt, 8, bias, path="planes")
+    with pytest.raises(ValueError, match="'path' must be one of"):
+        linear_triton(x, packed, scale, k, fmt, None, bias, path="planes-gemm")
 
 
 @pytest.mark.parametrize("weight_bits", [1.58, 1])

@@ -813,13 +813,13 @@ def pdl_enabled(device: torch.device) -> bool:
     return torch.cuda.get_device_capability(device)[0] >= 9 and hasattr(tl.extra.cuda, "gdc_wait")
 
 
-def _words_ok(k: int, packed: torch.Tensor) -> bool:
-    # The A8 GEMV reads weights and activations as int32 words: every slice must start on a word.
-    return packed.shape[1] % 4 == 0 and k % 4 == 0 and packed.storage_offset() % 4 == 0
+LINEAR_PATHS = ("auto", "decode", "gemm", "dequant", "planes")
 
 
 def _decode_ok(m: int, k: int, packed: torch.Tensor, a8: bool) -> bool:
-    return 0 < m <= DECODE_MAX_M and (not a8 or _words_ok(k, packed))
+    # A8 reads weights and activations as int32 words: every slice must start on a word.
+    kp = packed.shape[1]
+    return 0 < m <= DECODE_MAX_M and (not a8 or (kp % 4 == 0 and k % 4 == 0 and packed.storage_offset() % 4 == 0))
 
 
 def _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl) -> None:
@@ -849,13 +849,15 @@ def linear_triton(
     path: str = "auto",
     quantized=None,
 ) -> torch.Tensor:
-    """`path` ("auto", "decode", "gemm", "dequant", "planes") exists for tests and benchmarks; users leave it alone.
+    """`path` (LINEAR_PATHS) exists for tests and benchmarks; users leave it alone.
     `quantized`: x's QuantizedActivations (A8), checked by bitmat_linear; used instead of quantizing x here.
 
     "dequant" (weight-only only): write codes * scale as a dense x.dtype weight in one pass and call
     cuBLAS. At large M the product is compute-bound, and cuBLAS's bf16 GEMM beats our Triton GEMM fed
     from registers by more than the extra pass costs (NOTES.md). The scale is rounded to x's dtype
     there: a relative error of at most 2^-9 (bf16), the same as rounding the output."""
+    if path not in LINEAR_PATHS:
+        raise ValueError(f"linear_triton: argument 'path' must be one of {LINEAR_PATHS}, got {path!r}")
     k = in_features
     n, kp = packed.shape
     x2 = x.reshape(-1, k)
@@ -870,7 +872,8 @@ def linear_triton(
     common = dict(HAS_BIAS=bias is not None, BITS=bits, A8=a8, USE_PTX=not interp)
     bias_arg = bias if bias is not None else w_scale
     w_scale_stride = 1 if w_scale.numel() > 1 else 0
-    pdl = a8 and not interp and pdl_enabled(x.device)
+    pdl_ok = not interp and pdl_enabled(x.device)
+    pdl = a8 and pdl_ok
     if path == "dequant" or (path == "auto" and not a8 and not interp and m >= dequant_min_m(n, k)):
         if a8:
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")
@@ -879,8 +882,7 @@ def linear_triton(
     if path == "planes" or (path == "auto" and not a8 and weight_only_planes(m, n, k, fmt)):
         if a8:
             raise ValueError(f"{path} path is for weight-only (activation_bits=None) only")
-        pdl = not interp and pdl_enabled(x.device)
-        _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl)
+        _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl_ok)
         return y.reshape(*x.shape[:-1], n)
     use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8))
     if use_decode:
