@@ -29,6 +29,22 @@ def track_absmax(amax, nan_seen, v):
 
 
 @triton.jit
+def block_absmax(v):
+    """max |v| over a block held in registers; NaN if any element is NaN."""
+    return nan_aware_max(tl.abs(v), (v != v).to(tl.int32))
+
+
+@triton.jit
+def start_after_writer(GDC: tl.constexpr):
+    """Programmatic dependent launch of a kernel that reads activations: x may still be being written by the kernel
+    before, so wait for it (all earlier kernels are then done, so the next kernel may read anything but this one's
+    output), then let the next kernel start."""
+    if GDC:
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()
+
+
+@triton.jit
 def token_absmax(x_row_ptr, K, BLOCK_K: tl.constexpr):
     """max |x| over one row; NaN if any element is NaN."""
     amax = tl.zeros((BLOCK_K,), dtype=tl.float32)
@@ -65,7 +81,7 @@ def quantize_value(v, s):
 def quantize_block(v, eps):
     """A whole token's values (float32, held in registers) -> (codes as int32, scale): one absmax pass, no
     second read of memory."""
-    finite, s, scale = token_scales(nan_aware_max(tl.abs(v), (v != v).to(tl.int32)), eps)
+    finite, s, scale = token_scales(block_absmax(v), eps)
     return tl.where(finite, quantize_value(v, s), 0.0).to(tl.int32), scale
 
 
@@ -109,11 +125,7 @@ def _quantize_activations_kernel(
     ONE_BLOCK: tl.constexpr = False,  # K <= BLOCK_K
     GDC: tl.constexpr = False,  # launched with programmatic dependent launch, and so is the kernel after it
 ):
-    if GDC:
-        # x may still be being written by the kernel before: wait for it (all earlier kernels are then done,
-        # so the next kernel may read anything but this one's output), then let the next kernel start
-        tl.extra.cuda.gdc_wait()
-        tl.extra.cuda.gdc_launch_dependents()
+    start_after_writer(GDC)
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * K
     if ONE_BLOCK:
@@ -216,15 +228,13 @@ def _activation_planes_kernel(
     ABS_BLOCK: tl.constexpr,  # otherwise the absmax pass's block (<= 16384 values a load)
     GDC: tl.constexpr = False,  # programmatic dependent launch, as in _quantize_activations_kernel
 ):
-    if GDC:
-        tl.extra.cuda.gdc_wait()
-        tl.extra.cuda.gdc_launch_dependents()
+    start_after_writer(GDC)
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * K
     if ONE_BLOCK:
         offs = tl.arange(0, BLOCK_K)
         v = tl.load(x_row + offs, mask=offs < K, other=0.0).to(tl.float32)
-        absmax = nan_aware_max(tl.abs(v), (v != v).to(tl.int32))
+        absmax = block_absmax(v)
     else:
         absmax = token_absmax(x_row, K, ABS_BLOCK)
     finite, inv, step = plane_steps(absmax)
