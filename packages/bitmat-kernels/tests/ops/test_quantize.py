@@ -3,7 +3,7 @@ import math
 import bitmat_kernels as bk
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 FLOATS = [torch.float32, torch.float16, torch.bfloat16]
@@ -170,11 +170,14 @@ def test_quantize_activations_bad_input():
     scale=st.floats(1e-3, 1e4),
     seed=st.integers(0, 2**31),
 )
+@example(m=2, k=41, scale=597.798828125, seed=84196)  # a code off by 0.5 + 8.8e-6 steps (float32 rounding)
 def test_quantize_property(m, k, scale, seed):
     x = torch.randn(m, k, generator=torch.Generator().manual_seed(seed)) * scale
     xq, s = bk.quantize_activations(x)
     assert xq.abs().max() <= 127
-    assert ((xq.double() * s.double() - x.double()).abs() <= s.double() * 0.5 + 1e-9 * scale).all()
+    # half a step, plus float32 slack: x * (127 / absmax) and the stored absmax / 127 are each rounded, so a code of up
+    # to 127 can miss by a few float32 units of 127 (seed 84196, k=41, scale 597.8: 0.5 + 8.8e-6 steps)
+    assert ((xq.double() * s.double() - x.double()).abs() <= s.double() * (0.5 + 2**-15)).all()
     with bk.use_backend("triton"):
         xq2, s2 = bk.quantize_activations(x)
     assert torch.equal(xq, xq2) and torch.equal(s, s2)
