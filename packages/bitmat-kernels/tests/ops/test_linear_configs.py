@@ -78,7 +78,7 @@ def test_gemm_tiles_by_shape(gpu_rules, m, n, k, block_m, block_n, block_kp, spl
 
 def test_mid_m_small_layer_rule_is_ternary_a8_only(gpu_rules):
     weight_only = configs.gemm_config(1024, 2560, 6912, "ternary", False, gpu_rules, x_bytes=2)
-    assert (weight_only.block_m, weight_only.block_n) == (64, 256)
+    assert (weight_only.block_m, weight_only.block_n, weight_only.num_warps) == (128, 128, 8)  # its own rule (v17)
     binary_large_k_heavy = configs.gemm_config(1024, 8192, 28672, "binary", True, gpu_rules)
     assert (binary_large_k_heavy.block_m, binary_large_k_heavy.block_n) == (64, 256)
 
@@ -220,9 +220,29 @@ def test_weight_only_few_tokens_rule_leaves_tall_layers_and_long_rows(gpu_rules)
     assert configs.gemm_config(4, 16384, 4096, "ternary", False, gpu_rules, x_bytes=2).block_kp == 128
 
 
-def test_small_layers_dequantize_from_65_tokens():
-    assert configs.dequant_min_m(3840, 2560) == 65
-    assert configs.dequant_min_m(4096, 4096) == 1024 and configs.dequant_min_m(28672, 4096) == 1024
+def test_weight_only_dequantizes_from_65_257_or_1024_tokens_by_layer_size():
+    assert configs.dequant_min_m(3840, 2560) == 65  # <= 12M weights (v5)
+    assert configs.dequant_min_m(4096, 4096) == 257 and configs.dequant_min_m(13824, 2560) == 257  # < 64M (v17)
+    assert configs.dequant_min_m(28672, 4096) == 1024 and configs.dequant_min_m(10240, 8192) == 1024
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "k", "block_m", "block_n", "block_kp"),
+    [
+        (128, 57344, 8192, 128, 128, 32),  # v17 sweeps 1-2: 32-byte K steps for the 128 x 128 tile
+        (256, 28672, 4096, 128, 128, 32),
+        (256, 8192, 28672, 128, 128, 32),
+        (256, 4096, 4096, 64, 64, 64),  # under half the SMs with 128 x 128: the small tile stays (v12)
+        (256, 10240, 8192, 64, 64, 64),  # one to one and a half waves: the small tile stays
+        (512, 28672, 4096, 128, 128, 32),  # from 257 tokens the 128 x 128 tile, not 64 x 256
+        (512, 2560, 6912, 128, 128, 32),
+        (1024, 57344, 8192, 128, 128, 32),
+        (2048, 28672, 4096, 64, 256, 64),  # beyond the sweeps: the prefill tile
+    ],
+)
+def test_weight_only_mid_m_tiles(gpu_rules, m, n, k, block_m, block_n, block_kp):
+    cfg = configs.gemm_config(m, n, k, "ternary", False, gpu_rules, x_bytes=2)
+    assert (cfg.block_m, cfg.block_n, cfg.block_kp) == (block_m, block_n, block_kp)
 
 
 def test_weight_only_tall_layers_cap_registers_at_few_tokens(gpu_rules):

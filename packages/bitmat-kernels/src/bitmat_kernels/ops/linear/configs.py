@@ -144,7 +144,12 @@ def dequant_min_m(n: int, k: int) -> int:
     Triton GEMM wins below. (v14: with the code-pair decode the GEMM won at M = 64 on 3840x2560, 12.1 against 14.1
     us, and at M = 256 on 4096x4096, 6144x4096 and 13824x2560, 24-47 against 30-65 us; 2560x6912 lost 36 against
     34 us.)"""
-    return 65 if n * k <= 12 * 2**20 else 1024
+    if n * k <= 12 * 2**20:
+        return 65
+    # v17 sweep 2 (H100, 512 tokens): dequantizing won on the layers below 64M weights (6144x4096 57 against 68 us on
+    # the best GEMM tile, 13824x2560 83 against 90, 2560x6912 44 against 56) and lost on the larger ones (28672x4096
+    # 263 against 232, 57344x8192 1042 against 871); at 256 tokens the GEMM won on all but 2560x6912 (37 against 34)
+    return 257 if n * k < 64 * 2**20 else 1024
 
 
 def _stages_that_fit(
@@ -254,11 +259,15 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         # 13.5 -> 12.6; 4 stages 2.5-3 us slower there).
         split_k = _split_k(triton.cdiv(m, 16) * triton.cdiv(n, 128), kp, 64, 2 * sms, min_steps=2, most=8)
         return _fitted(16, 128, 64, 4, 4 if n < 8192 else 3, fmt, a8, x_bytes, device, split_k)
-    if _measured_weight_only(a8, fmt, x_bytes) and 32 < m <= 256:
-        # Weight-only (bf16/fp16 activations), 33-256 tokens (H100 sweep, NOTES.md v12): 64 x 64 tiles at M <= 64
-        # (28672x4096 M=64 85 -> 53 us, 8192x28672 211 -> 101), split in two along K for long rows on few
-        # programs; above, 128 x 128 on 8 warps unless that leaves one to one and a half waves or fewer than half
-        # the SMs busy (57344x8192 M=256 703 -> 549 us, 10240x8192 205 -> 113).
+    if _measured_weight_only(a8, fmt, x_bytes) and 32 < m <= 1024:
+        # Weight-only (bf16/fp16 activations), 33-1024 tokens (eager calls dequantize from dequant_min_m on). H100
+        # sweep, NOTES.md v12: 64 x 64 tiles at M <= 64 (28672x4096 M=64 85 -> 53 us, 8192x28672 211 -> 101), split
+        # in two along K for long rows on few programs; up to 256, 128 x 128 on 8 warps unless that leaves one to one
+        # and a half waves or fewer than half the SMs busy (57344x8192 M=256 703 -> 549 us, 10240x8192 205 -> 113).
+        # v17 sweeps 1-2: 32-byte K steps on 4 stages for the 128 x 128 tile (57344x8192 M=128 328 -> 263 us, M=256
+        # 531 -> 440, 8192x28672 M=256 267 -> 232, 6144x4096 M=256 37.8 -> 35.7), and that tile from 257 tokens on,
+        # where the 64 x 256 one was 1.3x-1.5x slower (28672x4096 M=512 314 -> 232, 57344x8192 1236 -> 871, M=1024
+        # 609 -> 446) and 64 x 64 slower still.
         if m <= 64:
             bm, bn, bkp, warps, stages = 64, 64, 64, 4, 3
             tiles = triton.cdiv(m, 64) * triton.cdiv(n, 64)
@@ -268,8 +277,8 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
                 split_k = _split_k(tiles, kp, 64, 2 * sms, min_steps=2, most=4)
         else:
             programs = triton.cdiv(m, 128) * triton.cdiv(n, 128)
-            if programs >= 1.5 * sms or sms // 2 <= programs <= sms:
-                bm, bn, bkp, warps, stages = 128, 128, 64, 8, 3
+            if m > 256 or programs >= 1.5 * sms or sms // 2 <= programs <= sms:
+                bm, bn, bkp, warps, stages = 128, 128, 32, 8, 4
             else:
                 bm, bn, bkp, warps, stages = 64, 64, 64, 4, 3
         return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k)
