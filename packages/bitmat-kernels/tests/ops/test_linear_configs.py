@@ -240,9 +240,21 @@ def test_weight_only_dequantizes_from_65_257_or_1024_tokens_by_layer_size():
         (2048, 28672, 4096, 64, 256, 64),  # beyond the sweeps: the prefill tile
     ],
 )
-def test_weight_only_mid_m_tiles(gpu_rules, m, n, k, block_m, block_n, block_kp):
-    cfg = configs.gemm_config(m, n, k, "ternary", False, gpu_rules, x_bytes=2)
-    assert (cfg.block_m, cfg.block_n, cfg.block_kp) == (block_m, block_n, block_kp)
+@pytest.mark.parametrize("fmt", ["ternary", "binary"])
+def test_weight_only_mid_m_tiles(gpu_rules, fmt, m, n, k, block_m, block_n, block_kp):
+    if fmt == "binary" and 128 < m <= 256:
+        pytest.skip("binary weight-only has its own rule at 129-256 tokens (v14)")
+    cfg = configs.gemm_config(m, n, k, fmt, False, gpu_rules, x_bytes=2)
+    assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (block_m, block_n, block_kp, 1)
+
+
+@pytest.mark.parametrize("fmt", ["ternary", "binary"])
+def test_weight_only_tall_long_rows_split_the_128_tile_at_65_128_tokens(gpu_rules, fmt):
+    """v17 sweeps 2 and 5, 8192x28672 M=128: 64 programs of 128 x 128, split in two along K."""
+    cfg = configs.gemm_config(128, 8192, 28672, fmt, False, gpu_rules, x_bytes=2)
+    assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (128, 128, 32, 2)
+    cfg = configs.gemm_config(128, 2560, 6912, fmt, False, gpu_rules, x_bytes=2)  # too short: the small tile
+    assert (cfg.block_m, cfg.block_n, cfg.split_k) == (64, 64, 1)
 
 
 def test_weight_only_tall_layers_cap_registers_at_few_tokens(gpu_rules):

@@ -259,7 +259,7 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         # 13.5 -> 12.6; 4 stages 2.5-3 us slower there).
         split_k = _split_k(triton.cdiv(m, 16) * triton.cdiv(n, 128), kp, 64, 2 * sms, min_steps=2, most=8)
         return _fitted(16, 128, 64, 4, 4 if n < 8192 else 3, fmt, a8, x_bytes, device, split_k)
-    if _measured_weight_only(a8, fmt, x_bytes) and 32 < m <= 1024:
+    if not a8 and x_bytes == 2 and 32 < m <= 1024:
         # Weight-only (bf16/fp16 activations), 33-1024 tokens (eager calls dequantize from dequant_min_m on). H100
         # sweep, NOTES.md v12: 64 x 64 tiles at M <= 64 (28672x4096 M=64 85 -> 53 us, 8192x28672 211 -> 101), split
         # in two along K for long rows on few programs; up to 256, 128 x 128 on 8 warps unless that leaves one to one
@@ -267,7 +267,10 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         # v17 sweeps 1-2: 32-byte K steps on 4 stages for the 128 x 128 tile (57344x8192 M=128 328 -> 263 us, M=256
         # 531 -> 440, 8192x28672 M=256 267 -> 232, 6144x4096 M=256 37.8 -> 35.7), and that tile from 257 tokens on,
         # where the 64 x 256 one was 1.3x-1.5x slower (28672x4096 M=512 314 -> 232, 57344x8192 1236 -> 871, M=1024
-        # 609 -> 446) and 64 x 64 slower still.
+        # 609 -> 446) and 64 x 64 slower still. Binary codes (their own rule above at 33-64 and 129-256 tokens) take
+        # these tiles too (v17 sweeps 4-5: 6144x4096 M=128 66 -> 29 us, 4096x4096 37 -> 16, 57344x8192 327 -> 261,
+        # M=512 1147 -> 874). Tall layers with long rows that make under half a wave of 128 x 128 tiles split them in
+        # two along K instead (8192x28672 M=128: ternary 148 -> 142 us, binary 167 -> 128).
         if m <= 64:
             bm, bn, bkp, warps, stages = 64, 64, 64, 4, 3
             tiles = triton.cdiv(m, 64) * triton.cdiv(n, 64)
@@ -279,6 +282,8 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             programs = triton.cdiv(m, 128) * triton.cdiv(n, 128)
             if m > 256 or programs >= 1.5 * sms or sms // 2 <= programs <= sms:
                 bm, bn, bkp, warps, stages = 128, 128, 32, 8, 4
+            elif programs < sms // 2 and n >= 8192 and k >= 2.5 * n:
+                bm, bn, bkp, warps, stages, split_k = 128, 128, 32, 8, 4, 2
             else:
                 bm, bn, bkp, warps, stages = 64, 64, 64, 4, 3
         return _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k)
