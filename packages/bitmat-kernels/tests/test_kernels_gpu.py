@@ -172,8 +172,12 @@ def test_deterministic_run_to_run():
 
 def test_every_op_under_inductor_and_cuda_graphs():
     """pack, unpack, quantize and the matmul: torch.compile(fullgraph) and graph capture on the GPU."""
-    w = torch.randn(512, 777, device="cuda")
-    x = torch.randn(5, 777, device="cuda", dtype=torch.bfloat16)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    # weights whose codes do not hang on a rounding tie: |w| / mean|w| is ~0 or ~1.5 (clamped to 1), never near 0.5.
+    # From randn, inductor's other summation order for mean|w| moved one code of 397824 (2026-11-27 run, v17).
+    sign = torch.randint(-1, 2, (512, 777), device="cuda", generator=gen).float()
+    w = sign * (1 + 0.1 * torch.rand(512, 777, device="cuda", generator=gen))
+    x = torch.randn(5, 777, device="cuda", dtype=torch.bfloat16, generator=gen)
 
     def pipeline(w, x):
         codes, gamma = bk.ternarize(w)
