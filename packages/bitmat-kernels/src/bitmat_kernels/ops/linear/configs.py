@@ -227,12 +227,19 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
             bm, bn, bkp, warps, stages = (16, 256, 64, 8, 3) if n >= 16384 else (16, 128, 64, 4, 4)
             # v14 bench: code pairs lost 6-10% on the tall tile (57344x8192 M=16 103 -> 114 us, 28672x4096 M=4 32 -> 34)
             pairs = None if n < 16384 else False
+        elif m <= 64 and n >= 10240 and k < 2.5 * n:
+            # v17 sweep 10b: 64 x 256 x 32 on 8 warps (28672x4096 48.6 -> 39.0 us, 57344x8192 171 -> 140; 10240x8192
+            # split in two, 49.1 -> 44.0)
+            bm, bn, bkp, warps, stages, waves = 64, 256, 32, 8, 4, 1
         elif m <= 64 and 8192 <= n <= 32768:
             bm, bn, bkp, warps, stages = 64, 128, 128, 4, 1
         elif m <= 64 and k >= 2.5 * n:
             # K-heavy: 32 x 64 x 64 (code pairs) within one wave (v14 sweep 6: 2560x6912 31.9 -> 20.0 us; 4096x14336
             # 34.7 against v13's 64 x 64 x 128 at 34.1-34.5; code pairs on 64 x 64 x 64 took 38.7-41.1 there)
             bm, bn, bkp, warps, stages, waves = 32, 64, 64, 4, 3, 1
+        elif m <= 64 and n <= 4096:
+            # v17 sweep 10b: 32 x 64 x 64 on 4 stages (4096x4096 16.0 -> 13.1 us; 6144x4096 kept the tile below)
+            bm, bn, bkp, warps, stages, waves = 32, 64, 64, 4, 4, 1
         elif m <= 64:
             # v14 (code pairs): 64 x 64 x 64 on 3 stages, split within one wave (4096x4096 19.9 -> 16.0 us)
             bm, bn, bkp, warps, stages, waves = 64, 64, 64, 4, 3, 1
