@@ -161,9 +161,12 @@ def test_weight_only_tall_long_rows_are_not_split(gpu_rules):
         (4, 57344, 8192, (16, 256, 64, 8), 1),
         (16, 8192, 28672, (16, 128, 64, 4), 4),
         (4, 2560, 6912, (16, 128, 64, 4), 4),
-        (64, 4096, 4096, (64, 64, 64, 4), 2),  # v14 (code pairs): 64 x 64 x 64, split within one wave
-        (64, 28672, 4096, (64, 128, 128, 4), 1),
-        (64, 57344, 8192, (64, 64, 64, 4), 1),
+        (64, 6144, 4096, (64, 64, 64, 4), 1),  # v14 (code pairs): 64 x 64 x 64, split within one wave
+        (64, 4096, 4096, (32, 64, 64, 4), 1),  # v17 sweep 10b: 32 x 64 x 64 on <= 4096 rows
+        (64, 28672, 4096, (64, 256, 32, 8), 1),  # v17 sweep 10b: 64 x 256 x 32 from 10240 rows, split within a wave
+        (64, 57344, 8192, (64, 256, 32, 8), 1),
+        (64, 10240, 8192, (64, 256, 32, 8), 2),
+        (64, 8192, 8192, (64, 128, 128, 4), 4),
         (64, 8192, 28672, (64, 128, 128, 4), 4),
         (64, 4096, 14336, (32, 64, 64, 4), 1),  # K-heavy: 32-token tiles (v14 sweep 6)
         (64, 2560, 6912, (32, 64, 64, 4), 1),
@@ -248,6 +251,14 @@ def test_weight_only_mid_m_tiles(gpu_rules, fmt, m, n, k, block_m, block_n, bloc
     assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (block_m, block_n, block_kp, 1)
 
 
+def test_ternary_weight_only_64_tokens_small_layers(gpu_rules):
+    """v17 sweep 12: 32 x 64 x 64 on 4 stages, unsplit, on layers of <= 4096 rows that are not K-heavy."""
+    cfg = configs.gemm_config(64, 3840, 2560, "ternary", False, gpu_rules, x_bytes=2)
+    assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (32, 64, 64, 1)
+    cfg = configs.gemm_config(64, 2560, 6912, "ternary", False, gpu_rules, x_bytes=2)  # K-heavy: v14's split tile
+    assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (64, 64, 64, 4)
+
+
 @pytest.mark.parametrize("fmt", ["ternary", "binary"])
 def test_weight_only_tall_long_rows_split_the_128_tile_at_65_128_tokens(gpu_rules, fmt):
     """v17 sweeps 2 and 5, 8192x28672 M=128: 64 programs of 128 x 128, split in two along K."""
@@ -276,7 +287,7 @@ def test_weight_only_tall_layers_cap_registers_at_few_tokens(gpu_rules):
         (64, 4096, 4096, "ternary", 64, True),
         (4, 4096, 4096, "binary", 64, True),
         (4, 28672, 4096, "binary", 64, False),  # the tall binary tile kept bytes (v14 bench)
-        (64, 28672, 4096, "binary", 128, False),
+        (64, 8192, 8192, "binary", 128, False),
         (256, 28672, 4096, "binary", 32, True),
     ],
 )

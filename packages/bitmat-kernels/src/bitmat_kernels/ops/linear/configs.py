@@ -278,7 +278,11 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         # these tiles too (v17 sweeps 4-5: 6144x4096 M=128 66 -> 29 us, 4096x4096 37 -> 16, 57344x8192 327 -> 261,
         # M=512 1147 -> 874). Tall layers with long rows that make under half a wave of 128 x 128 tiles split them in
         # two along K instead (8192x28672 M=128: ternary 148 -> 142 us, binary 167 -> 128).
-        if m <= 64:
+        if m <= 64 and n <= 4096 and k < 2.5 * n:
+            # v17 sweep 12: 32 x 64 x 64 on 4 stages, unsplit, as binary (3840x2560 12.6 -> 10.3 us, 4096x4096 14.4 ->
+            # 13.6; the K-heavy 2560x6912 and 6144x4096 kept the tile below)
+            bm, bn, bkp, warps, stages = 32, 64, 64, 4, 4
+        elif m <= 64:
             bm, bn, bkp, warps, stages = 64, 64, 64, 4, 3
             tiles = triton.cdiv(m, 64) * triton.cdiv(n, 64)
             if tiles < sms // 2:
