@@ -132,8 +132,8 @@ def test_weight_only_few_token_tiles(gpu_rules, m, n, k, x_bytes, tile):
         (64, 4096, 14336, (64, 64, 64, 4), 4),  # under half the SMs: split along K (v14)
         (64, 6144, 4096, (64, 64, 64, 4), 1),
         (64, 8192, 28672, (64, 64, 64, 4), 1),
-        (256, 57344, 8192, (128, 128, 64, 8), 1),  # >= 1.5 waves of 128 x 128
-        (256, 8192, 8192, (128, 128, 64, 8), 1),  # half to one wave
+        (256, 57344, 8192, (128, 128, 32, 8), 1),  # >= 1.5 waves of 128 x 128 (32-byte K steps: v17)
+        (256, 8192, 8192, (128, 128, 32, 8), 1),  # half to one wave
         (256, 10240, 8192, (64, 64, 64, 4), 1),  # one to one and a half waves: the small tile fills them
         (128, 4096, 4096, (64, 64, 64, 4), 1),  # under half the SMs
     ],
@@ -244,7 +244,7 @@ def test_weight_only_dequantizes_from_65_257_or_1024_tokens_by_layer_size():
     ],
 )
 @pytest.mark.parametrize("fmt", ["ternary", "binary"])
-def test_weight_only_mid_m_tiles(gpu_rules, fmt, m, n, k, block_m, block_n, block_kp):
+def test_weight_only_mid_m_tiles_both_formats(gpu_rules, fmt, m, n, k, block_m, block_n, block_kp):
     if fmt == "binary" and 128 < m <= 256:
         pytest.skip("binary weight-only has its own rule at 129-256 tokens (v14)")
     cfg = configs.gemm_config(m, n, k, fmt, False, gpu_rules, x_bytes=2)
