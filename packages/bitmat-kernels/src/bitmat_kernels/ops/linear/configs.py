@@ -139,11 +139,11 @@ def weight_only_planes(m: int, n: int, k: int, fmt: str) -> bool:
 def dequant_min_m(n: int, k: int) -> int:
     """Tokens from which weight-only matmuls dequantize the weight and call cuBLAS (kernel.linear_triton).
 
-    H100 (NOTES.md v5): writing the dense weight costs about one bf16 weight read, so it pays once
-    cuBLAS's compute time dominates: from M = 65 on small layers (<= 12M weights) and M = 1024 on the others; our
-    Triton GEMM wins below. (v14: with the code-pair decode the GEMM won at M = 64 on 3840x2560, 12.1 against 14.1
-    us, and at M = 256 on 4096x4096, 6144x4096 and 13824x2560, 24-47 against 30-65 us; 2560x6912 lost 36 against
-    34 us.)"""
+    H100 (NOTES.md v5): writing the dense weight costs about one bf16 weight read, so it pays once cuBLAS's compute
+    time dominates: from M = 65 on small layers (<= 12M weights), M = 257 on layers below 64M weights (v17) and M =
+    1024 on the others; our Triton GEMM wins below. (v14: with the code-pair decode the GEMM won at M = 64 on
+    3840x2560, 12.1 against 14.1 us, and at M = 256 on 4096x4096, 6144x4096 and 13824x2560, 24-47 against 30-65 us;
+    2560x6912 lost 36 against 34 us.)"""
     if n * k <= 12 * 2**20:
         return 65
     # v17 sweep 2 (H100, 512 tokens): dequantizing won on the layers below 64M weights (6144x4096 57 against 68 us on
