@@ -256,3 +256,33 @@ def test_silu_mul_quantize_matches_torch_on_gpu(m, n, dtype):
         hq, scale = bk.quantize_activations(h)
         assert torch.equal(q.values, hq) and torch.equal(q.scale, scale)
         assert torch.equal(q.row_sum, hq.sum(1, dtype=torch.int32))
+
+
+@pytest.mark.parametrize(("weight_bits", "activation_bits"), [(1.58, 8), (1.58, None), (1, None)])
+def test_tune_linear_on_the_gpu(tmp_path, weight_bits, activation_bits):
+    """tune_linear at real size: every tuned point runs a config that gives the rules' result (A8: the same bits),
+    and save / load brings the same choices back."""
+    from bitmat_kernels.ops.linear import configs
+
+    configs.clear_tuned_configs()
+    try:
+        n, k = 4096, 4096
+        packed, scale = layer(n, k, weight_bits)
+        x = torch.randn(256, k, device="cuda", dtype=torch.bfloat16)
+        kwargs = dict(in_features=k, weight_bits=weight_bits, activation_bits=activation_bits)
+        before = bk.bitmat_linear(x, packed, scale, **kwargs)
+        records = bk.tune_linear(packed, scale, batch_sizes=[1, 4, 16, 256], budget_ms=10, **kwargs)
+        tuned = [r for r in records if r["config"] is not None]
+        assert len(tuned) >= 3 and all(r["us"] > 0 and r["candidates"] >= 2 for r in tuned), records
+        after = bk.bitmat_linear(x, packed, scale, **kwargs)
+        if activation_bits == 8:
+            assert torch.equal(after, before)
+        else:
+            assert rel_err(after, before.double()) < 2e-2
+        saved = dict(configs.TUNED_GEMM), dict(configs.TUNED_DECODE)
+        assert bk.save_tuned_configs(tmp_path / "t.json") == len(saved[0]) + len(saved[1])
+        configs.clear_tuned_configs()
+        bk.load_tuned_configs(tmp_path / "t.json")
+        assert saved == (configs.TUNED_GEMM, configs.TUNED_DECODE)
+    finally:
+        configs.clear_tuned_configs()

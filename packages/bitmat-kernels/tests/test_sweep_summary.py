@@ -26,4 +26,5 @@ def test_fastest_tiles_first_with_rules_and_dequant_beside():
     out = sweep_summary.summarise([json.dumps(r) for r in records], top=1)
     assert out[0].startswith("error 4096x4096 M=256 256x128x32x8x4 split 1: OutOfResources")
     assert out[1] == "4096x4096 M=256: cuBLAS 19.0 us, auto 20.0 (x0.95), dequant 30.0"
-    assert len(out) == 3 and out[2].split() == ["64x128x32x8x4", "split", "2", "19.0", "us", "x1.00", "NOT", "REPEATABLE"]
+    assert len(out) == 3
+    assert out[2].split() == ["64x128x32x8x4", "split", "2", "19.0", "us", "x1.00", "NOT", "REPEATABLE"]

@@ -17,19 +17,39 @@ __all__ = [
     "__version__",
     "binarize",
     "bitmat_linear",
+    "clear_tuned_configs",
     "dequantize",
     "get_backend",
+    "load_tuned_configs",
     "pack",
     "pack_binary",
     "pack_ternary",
     "packed_width",
     "quantize_activations",
     "rms_norm_quantize",
+    "save_tuned_configs",
     "set_backend",
     "silu_mul_quantize",
     "ternarize",
+    "tune_linear",
     "unpack",
     "unpack_binary",
     "unpack_ternary",
     "use_backend",
 ]
+
+# Launch-configuration tuning imports Triton: loaded on first use, so importing this package stays light.
+_LAZY = {
+    "tune_linear": ".ops.linear.tuning",
+    "save_tuned_configs": ".ops.linear.configs",
+    "load_tuned_configs": ".ops.linear.configs",
+    "clear_tuned_configs": ".ops.linear.configs",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import os
 from dataclasses import dataclass
 
 import torch
@@ -63,17 +65,94 @@ def gpu_key(device: torch.device) -> str:
     return name
 
 
-# (gpu, fmt, a8, m_bucket) -> config; filled from measurements (NOTES.md)
-TUNED_DECODE: dict[tuple[str, str, bool, int], DecodeConfig] = {}
-TUNED_GEMM: dict[tuple[str, str, bool, int], GemmConfig] = {}
+# Configs that replace the rules below: keyed (gpu, fmt, a8, m_bucket, n, k, x_bytes) for one layer shape, as
+# tuning.tune_linear measures them and save_tuned_configs / load_tuned_configs keep them, or (gpu, fmt, a8, m_bucket)
+# for every shape (gpu_sweep.py's overrides). The shape's own entry wins.
+TUNED_DECODE: dict[tuple, DecodeConfig] = {}
+TUNED_GEMM: dict[tuple, GemmConfig] = {}
+
+TUNED_CONFIGS_ENV = "BITMAT_KERNELS_TUNED_CONFIGS"
+"""Environment variable: a save_tuned_configs file, loaded before the first launch configuration is chosen."""
+_TUNED_FILE_VERSION = 1
+_env_file_loaded = False
+
+
+def tuned_key(device: torch.device, fmt: str, a8: bool, m: int, n: int, k: int, x_bytes: int) -> tuple:
+    """The key of one layer shape's tuned config (A8 activations are int8 whatever x's dtype)."""
+    return (gpu_key(device), fmt, a8, m_bucket(m), n, k, 1 if a8 else x_bytes)
+
+
+def _tuned(table: dict, device: torch.device, fmt: str, a8: bool, m: int, n: int, k: int, x_bytes: int):
+    global _env_file_loaded
+    if not _env_file_loaded:
+        _env_file_loaded = True
+        path = os.environ.get(TUNED_CONFIGS_ENV)
+        if path:
+            load_tuned_configs(path)
+    if not table:
+        return None
+    key = tuned_key(device, fmt, a8, m, n, k, x_bytes)
+    return table.get(key, table.get(key[:4]))
+
+
+def save_tuned_configs(path: str | os.PathLike) -> int:
+    """Write every shape-keyed tuned config (tuning.tune_linear's results) to a JSON file; returns how many.
+    load_tuned_configs, or the BITMAT_KERNELS_TUNED_CONFIGS environment variable, reads it back."""
+    entries = [
+        dict(zip(("gpu", "fmt", "a8", "m_bucket", "n", "k", "x_bytes"), key), kind=kind, config=dataclasses.asdict(cfg))
+        for kind, table in (("gemm", TUNED_GEMM), ("decode", TUNED_DECODE))
+        for key, cfg in sorted(table.items(), key=lambda item: repr(item[0]))
+        if len(key) == 7
+    ]
+    text = json.dumps(
+        dict(format="bitmat-kernels tuned configs", version=_TUNED_FILE_VERSION, entries=entries), indent=1
+    )
+    with open(path, "w") as f:
+        f.write(text + "\n")
+    return len(entries)
+
+
+def load_tuned_configs(path: str | os.PathLike) -> int:
+    """Read a save_tuned_configs file into the tuned tables (entries of other GPUs stay unused); returns how many."""
+    with open(path) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"load_tuned_configs: {path} is not JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != "bitmat-kernels tuned configs":
+        raise ValueError(f"load_tuned_configs: {path} is not a file written by save_tuned_configs")
+    if data.get("version") != _TUNED_FILE_VERSION:
+        raise ValueError(
+            f"load_tuned_configs: {path} has version {data.get('version')!r}; this reads {_TUNED_FILE_VERSION}"
+        )
+    parsed = []
+    for i, e in enumerate(data.get("entries", [])):
+        try:
+            cls, table = {"gemm": (GemmConfig, TUNED_GEMM), "decode": (DecodeConfig, TUNED_DECODE)}[e["kind"]]
+            key = (str(e["gpu"]), str(e["fmt"]), bool(e["a8"]), int(e["m_bucket"]), int(e["n"]), int(e["k"]),
+                   int(e["x_bytes"]))  # fmt: skip
+            parsed.append((table, key, cls(**e["config"])))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"load_tuned_configs: {path}: entry {i} is malformed ({type(err).__name__}: {err})"
+            ) from None
+    for table, key, cfg in parsed:
+        table[key] = cfg
+    return len(parsed)
+
+
+def clear_tuned_configs() -> None:
+    """Forget every tuned config: the rules below choose again."""
+    TUNED_GEMM.clear()
+    TUNED_DECODE.clear()
 
 
 def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device, x_bytes: int = 2) -> DecodeConfig:
-    if interpreter_enabled():
-        return DecodeConfig(block_n=8, block_w=16, num_stages=1)
-    tuned = TUNED_DECODE.get((gpu_key(device), fmt, a8, m_bucket(m)))
+    tuned = _tuned(TUNED_DECODE, device, fmt, a8, m, n, k, x_bytes)
     if tuned is not None:
         return tuned
+    if interpreter_enabled():
+        return DecodeConfig(block_n=8, block_w=16, num_stages=1)
     # H100 decode sweeps over 9 Llama-3 / BitNet shapes (NOTES.md v6-v8), one token. A8 (the quantization in
     # its own kernel; fused only won on the smallest layers, by 3%): long rows (>= 432 words, ternary
     # K >= 6912) take 512 words a step, 4 rows a program up to N = 4096 and 16 above; shorter rows take
@@ -192,14 +271,14 @@ def _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k=1, cod
 
 
 def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device, x_bytes: int = 1) -> GemmConfig:
-    if interpreter_enabled():
-        return GemmConfig(block_m=16, block_n=32, block_kp=32, num_warps=4, num_stages=1)
-    tuned = TUNED_GEMM.get((gpu_key(device), fmt, a8, m_bucket(m)))
+    tuned = _tuned(TUNED_GEMM, device, fmt, a8, m, n, k, x_bytes)
     if tuned is not None:
         fit = _stages_that_fit(
             tuned.block_m, tuned.block_n, tuned.block_kp, fmt, 1 if a8 else x_bytes, tuned.num_stages, device
         )
         return tuned if fit == tuned.num_stages else dataclasses.replace(tuned, num_stages=fit)
+    if interpreter_enabled():
+        return GemmConfig(block_m=16, block_n=32, block_kp=32, num_warps=4, num_stages=1)
     sms = _sm_count(device)
     kp = -(-k // CODES_PER_BYTE[fmt])
     split_k, regs = 1, 0

@@ -822,6 +822,15 @@ def _decode_ok(m: int, k: int, packed: torch.Tensor, a8: bool) -> bool:
     return 0 < m <= DECODE_MAX_M and (not a8 or (kp % 4 == 0 and k % 4 == 0 and packed.storage_offset() % 4 == 0))
 
 
+def auto_path(m: int, n: int, k: int, fmt: str, a8: bool, packed: torch.Tensor) -> str:
+    """The path linear_triton(path="auto") takes for M tokens (one of LINEAR_PATHS but "auto")."""
+    if not a8 and not interpreter_enabled() and m >= dequant_min_m(n, k):
+        return "dequant"
+    if not a8 and weight_only_planes(m, n, k, fmt):
+        return "planes"
+    return "decode" if _decode_ok(m, k, packed, a8) else "gemm"
+
+
 def _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl) -> None:
     """Weight-only through the int8 GEMM: each token becomes four int8 planes of one 30-bit fixed-point integer
     (quantize.activation_planes), the A8 GEMM multiplies all planes against the codes, and its epilogue adds a
@@ -874,18 +883,19 @@ def linear_triton(
     w_scale_stride = 1 if w_scale.numel() > 1 else 0
     pdl_ok = not interp and pdl_enabled(x.device)
     pdl = a8 and pdl_ok
-    if path == "dequant" or (path == "auto" and not a8 and not interp and m >= dequant_min_m(n, k)):
+    if path == "auto":
+        path = auto_path(m, n, k, fmt, a8, packed)
+    if path == "dequant":
         if a8:
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")
         w = unpack_triton(packed, k, fmt, scale=w_scale, dtype=x.dtype)
         return torch.nn.functional.linear(x, w, bias).reshape(*x.shape[:-1], n)
-    if path == "planes" or (path == "auto" and not a8 and weight_only_planes(m, n, k, fmt)):
+    if path == "planes":
         if a8:
             raise ValueError(f"{path} path is for weight-only (activation_bits=None) only")
         _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl_ok)
         return y.reshape(*x.shape[:-1], n)
-    use_decode = path == "decode" or (path == "auto" and _decode_ok(m, k, packed, a8))
-    if use_decode:
+    if path == "decode":
         if not _decode_ok(m, k, packed, a8):
             raise ValueError(f"decode path needs 0 < M <= {DECODE_MAX_M} (and K % 16 == 0 for A8), got M={m}, K={k}")
         cfg = decode_config(m, n, k, fmt, a8, x.device, x_bytes=x.element_size())

@@ -1,0 +1,225 @@
+"""Launch configurations measured on the GPU at hand, for one layer shape.
+
+configs.py ships rules measured on an H100 and an H200 (NOTES.md). tune_linear times a small, pruned set of
+candidates for each bucket of tokens a layer will see (the rule's own config among them, so it never picks
+something the rules beat in its own measurement) and installs the fastest for that shape; save_tuned_configs and
+load_tuned_configs (or the BITMAT_KERNELS_TUNED_CONFIGS environment variable) keep them for later processes, and
+the same shape then always runs the same config (deterministic results). For GPUs the rules were not measured
+on, and shapes far from the ones they were.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import statistics
+import time
+from collections.abc import Sequence
+
+import torch
+import triton
+
+from ..._checks import FLOAT_DTYPES, check_tensor
+from ...backend import interpreter_enabled
+from ...formats import CODES_PER_BYTE, weight_format
+from ..pack import check_packed
+from .configs import (
+    TUNED_DECODE,
+    TUNED_GEMM,
+    DecodeConfig,
+    GemmConfig,
+    _fitted,
+    _sm_count,
+    decode_config,
+    gemm_config,
+    tuned_key,
+)
+from .kernel import _GEMM_FALLBACK, auto_path, linear_triton
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+# GEMM tiles (BLOCK_M rows, BLOCK_N weight rows, BLOCK_KP bytes, warps, stages) tried for a bucket of up to so many
+# rows: the winners of the H100 sweeps around each bucket (NOTES.md v5-v17), both formats and modes.
+GEMM_TILES: dict[int, tuple[tuple[int, int, int, int, int], ...]] = {
+    16: ((16, 64, 128, 4, 4), (16, 128, 64, 4, 4), (16, 64, 256, 4, 3), (16, 32, 256, 2, 3), (16, 64, 128, 2, 3),
+         (16, 256, 64, 8, 3)),
+    32: ((32, 64, 128, 4, 4), (32, 128, 64, 4, 4), (32, 64, 64, 4, 3), (16, 64, 256, 4, 3)),
+    64: ((64, 64, 64, 4, 3), (32, 64, 64, 4, 4), (64, 128, 64, 4, 4), (64, 256, 32, 8, 4), (64, 128, 128, 4, 1)),
+    256: ((128, 128, 32, 8, 4), (64, 64, 64, 4, 3), (128, 128, 64, 4, 3), (64, 128, 64, 4, 3), (64, 256, 64, 8, 3)),
+    1 << 62: ((64, 256, 64, 8, 3), (128, 128, 64, 4, 3), (64, 128, 64, 4, 3), (128, 128, 32, 8, 4),
+              (128, 256, 64, 8, 3)),
+}  # fmt: skip
+
+# A8 GEMV tiles at one token (rows a program, int32 words a row a step): the H100 sweeps' winners (NOTES.md v6-v8)
+DECODE_TILES = ((4, 256), (8, 128), (16, 128), (4, 512), (16, 512), (8, 256))
+
+
+def gemm_candidates(
+    rows: int, n: int, k: int, fmt: str, a8: bool, device: torch.device, x_bytes: int, tiles=None
+) -> list[GemmConfig]:
+    """The rule's config first, then GEMM_TILES for `rows` (fitted to the device's shared memory), each also split
+    along K while the programs stay within two waves and every split keeps two K steps."""
+    rule = gemm_config(rows, n, k, fmt, a8, device, x_bytes)
+    if tiles is None:
+        tiles = next(t for bound, t in sorted(GEMM_TILES.items()) if rows <= bound)
+    kp = -(-k // CODES_PER_BYTE[fmt])
+    sms = _sm_count(device)
+    out = [rule]
+    for bm, bn, bkp, warps, stages in tiles:
+        programs = triton.cdiv(rows, bm) * triton.cdiv(n, bn)
+        for split_k in (1, 2, 4, 8):
+            if split_k > 1 and (programs * split_k > 2 * sms or kp // split_k < 2 * bkp):
+                break
+            cfg = _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k)
+            if cfg not in out:
+                out.append(cfg)
+    return out
+
+
+def decode_candidates(n: int, k: int, fmt: str, device: torch.device, tiles=None) -> list[DecodeConfig]:
+    """The A8 GEMV at one token: the rule's config first, then DECODE_TILES no wider than a row."""
+    rule = decode_config(1, n, k, fmt, True, device)
+    words = -(-k // CODES_PER_BYTE[fmt]) // 4
+    out = [rule]
+    for bn, bw in DECODE_TILES if tiles is None else tiles:
+        cfg = DecodeConfig(block_n=bn, block_w=bw, num_warps=4, num_stages=2, fused_quant=False)
+        if bw <= triton.next_power_of_2(max(words, 1)) and cfg not in out:
+            out.append(cfg)
+    return out
+
+
+def _time_us(fn, device: torch.device, budget_ms: float) -> float:
+    """Median microseconds of fn(): triton.testing.do_bench on a GPU (it flushes L2 before each call, as a layer's
+    weights are not in L2 when a model runs it), wall-clock timing under the interpreter."""
+    if device.type == "cuda" and not interpreter_enabled():
+        return (
+            triton.testing.do_bench(fn, warmup=max(1, int(budget_ms // 5)), rep=budget_ms, return_mode="median") * 1e3
+        )
+    fn()
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e6
+
+
+def _matches(y: torch.Tensor, want: torch.Tensor, exact: bool) -> bool:
+    if exact:  # int32 sums and the same epilogue: every tile gives the same bits
+        return torch.equal(y, want)
+    diff = (y.double() - want.double()).norm()
+    return bool(torch.isfinite(diff)) and diff <= 2e-2 * want.double().norm() + 1e-6
+
+
+def tune_linear(
+    packed: torch.Tensor,
+    scale: torch.Tensor,
+    *,
+    in_features: int,
+    weight_bits: float = 1.58,
+    activation_bits: int | None = 8,
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    dtype: torch.dtype = torch.bfloat16,
+    budget_ms: float = 50.0,
+    tiles: dict | None = None,
+) -> list[dict]:
+    """Measure launch configurations of bitmat_linear for this layer and install the fastest, per bucket of tokens.
+
+    For each M in batch_sizes (each stands for its bucket: the next power of two >= M) this runs what
+    bitmat_linear(x, packed, scale, ...) runs for x of M tokens in `dtype`: the tensor-core GEMM (weight-only calls of
+    2-8 tokens: its int8 planes) over the rule's config and a pruned set of others, or the A8 GEMV at one token. Each
+    candidate must give the rule's result (the same bits for int8 sums, float ones within 2e-2 of the norm) and is
+    timed for about budget_ms. Weight-only calls that dequantize and call cuBLAS, and the weight-only one-token
+    GEMV, have nothing to tune and are reported as such. Returns one record per M: path, chosen config, its time and
+    the rule's (microseconds), candidates timed. tiles: {"gemm": [(BM, BN, BKP, warps, stages), ...], "decode":
+    [(rows, words), ...]} replaces the built-in lists (tests, experiments).
+
+    Tuning compiles every candidate once (seconds each on a first run); the results stay for this process, and
+    save_tuned_configs keeps them for others.
+    """
+    fn = "tune_linear"
+    fmt = weight_format(weight_bits, fn)
+    check_tensor(fn, "packed", packed, ndim=2)
+    check_packed(fn, packed, in_features, fmt)
+    check_tensor(fn, "scale", scale, dtypes=(torch.float32,))
+    if activation_bits not in (8, None):
+        raise ValueError(f"{fn}: argument 'activation_bits' must be 8 or None (weight-only), got {activation_bits!r}")
+    if dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{fn}: argument 'dtype' must be one of {FLOAT_DTYPES}, got {dtype}")
+    if packed.device.type != "cuda" and not interpreter_enabled():
+        raise ValueError(
+            f"{fn}: the layer must be on a CUDA device (the Triton kernels are what is tuned), got {packed.device}"
+        )
+    if not batch_sizes or any(not isinstance(m, int) or m < 1 for m in batch_sizes):
+        raise ValueError(f"{fn}: argument 'batch_sizes' must be positive ints, got {batch_sizes!r}")
+    tiles = tiles or {}
+    a8 = activation_bits == 8
+    n, k, device = packed.shape[0], in_features, packed.device
+    x_bytes = torch.empty((), dtype=dtype).element_size()
+    gen = torch.Generator(device=device).manual_seed(0)
+    records = []
+    for m in sorted(set(batch_sizes)):
+        path = auto_path(m, n, k, fmt, a8, packed)
+        rec = dict(m=m, path=path, config=None, us=None, rule_us=None, candidates=0)
+        records.append(rec)
+        if path == "dequant" or (path == "decode" and not a8):
+            logger.info("%s %dx%d %s M=%d: %s path, nothing to tune", fn, n, k, fmt, m, path)
+            continue
+        if path == "decode":
+            table, key = TUNED_DECODE, tuned_key(device, fmt, True, m, n, k, 1)
+            cands = decode_candidates(n, k, fmt, device, tiles.get("decode"))
+        else:
+            rows = 4 * m if path == "planes" else m
+            table, key = TUNED_GEMM, tuned_key(device, fmt, a8 or path == "planes", rows, n, k, x_bytes)
+            cands = gemm_candidates(rows, n, k, fmt, a8 or path == "planes", device, x_bytes, tiles.get("gemm"))
+        x = torch.randn(m, k, device=device, dtype=dtype, generator=gen)
+
+        def call(x=x, path=path):
+            return linear_triton(x, packed, scale, k, fmt, activation_bits, None, path=path)
+
+        previous = table.pop(key, None)
+        timed = []
+        try:
+            for cfg in cands:
+                table[key] = cfg
+                _GEMM_FALLBACK.clear()
+                try:
+                    y = call()
+                except Exception as err:  # a config this GPU or compiler cannot build
+                    logger.debug("%s: %s failed: %s", fn, cfg, err)
+                    continue
+                if _GEMM_FALLBACK:  # linear_triton replaced a config it could not launch
+                    continue
+                if not timed:
+                    want = y
+                elif not _matches(y, want, exact=a8 or path in ("planes", "decode")):
+                    logger.warning("%s %dx%d M=%d: %s gave a different result; skipped", fn, n, k, m, cfg)
+                    continue
+                timed.append((_time_us(call, device, budget_ms), cfg))
+        finally:
+            _GEMM_FALLBACK.clear()
+            table.pop(key, None)
+            if previous is not None:
+                table[key] = previous
+        if not timed:
+            logger.warning("%s %dx%d M=%d: no candidate ran; the rules stay", fn, n, k, m)
+            continue
+        best_us, best = min(timed, key=lambda t: t[0])
+        table[key] = best
+        rec.update(
+            config=best, us=best_us, rule_us=timed[0][0] if timed[0][1] is cands[0] else None, candidates=len(timed)
+        )
+        rule_us = "-" if rec["rule_us"] is None else f"{rec['rule_us']:.1f}"
+        logger.info(
+            "%s %dx%d %s a%s M=%d (%s): %s %.1f us, rules %s us, %d candidates",
+            fn, n, k, fmt, activation_bits or 16, m, path, _describe(best), best_us, rule_us, len(timed),
+        )  # fmt: skip
+    return records
+
+
+def _describe(cfg) -> str:
+    if isinstance(cfg, GemmConfig):
+        return f"{cfg.block_m}x{cfg.block_n}x{cfg.block_kp} w{cfg.num_warps} s{cfg.num_stages} split {cfg.split_k}"
+    return ", ".join(f"{f.name}={getattr(cfg, f.name)}" for f in dataclasses.fields(cfg))
