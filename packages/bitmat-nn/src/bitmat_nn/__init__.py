@@ -19,6 +19,7 @@ from .mamba import BitMamba, selective_scan
 from .model import BitNetBlock, BitNetConfig, BitNetForCausalLM, BitNetOutput
 from .moe import BitMoE
 from .norm import RMSNorm
+from .tuning import tune_kernels
 
 __all__ = [
     "BitAttention",
@@ -41,6 +42,7 @@ __all__ = [
     "fuse_projections",
     "replace_linear_with_bitlinear",
     "selective_scan",
+    "tune_kernels",
     "unfuse_gated_mlps",
     "unfuse_norms",
     "unfuse_projections",
