@@ -48,7 +48,7 @@ def tune_kernels(
     """Tune bitmat_linear's launch configurations for every distinct packed layer shape of `model` (on a CUDA
     device), for inputs of `batch_sizes` tokens (default: bitmat_kernels' 1 to 4096) in `dtype` (default: the
     model's floating dtype). Returns {(out_features, in_features, weight_bits, activation_bits): tune_linear's
-    records}. Tuning compiles and times a few dozen kernel configs a shape: expect tens of seconds a shape."""
+    records}. Each shape and bucket compiles and times up to 25 kernel configs."""
     fn = "tune_kernels"
     if not isinstance(model, nn.Module):
         raise TypeError(f"{fn}: argument 'model' must be a torch.nn.Module, got {type(model).__name__}")
