@@ -110,3 +110,53 @@ def test_demo_small(tmp_path):
         assert row in res.stdout
     assert (tmp_path / "bitmat-1.58" / "model.safetensors").exists()
     assert json.loads((tmp_path / "bitmat-1.58" / "config.json").read_text())["model_type"] == "mistral158"
+
+
+def test_tune_help_and_errors(float_llama, tmp_path):
+    assert "tune" in bitmat("--help").stdout
+    assert "--batch-sizes" in bitmat("tune", "--help").stdout
+    res = bitmat("tune", float_llama, "--out", tmp_path / "t.json", "--batch-sizes", "0,4", check=False)
+    assert res.returncode == 2 and "positive integers" in res.stderr
+    (tmp_path / "old.json").write_text("{}")
+    res = bitmat("tune", float_llama, "--out", tmp_path / "old.json", check=False)
+    assert res.returncode == 1 and "pass --force" in res.stderr
+    if not torch.cuda.is_available():
+        res = bitmat("tune", float_llama, "--out", tmp_path / "t.json", check=False)
+        assert res.returncode == 1 and "needs a CUDA device" in res.stderr and "Traceback" not in res.stderr
+    assert (tmp_path / "old.json").read_text() == "{}" and not (tmp_path / "t.json").exists()
+
+
+def test_tune_runs_tune_kernels_on_the_fused_model_and_saves(tmp_path, monkeypatch, capsys):
+    """In process, with the GPU parts replaced: the model is loaded, fused, tuned once per layer shape, saved."""
+    import bitmat_nn
+    from bitmat_hf import cli, convert_hf_model
+    from bitmat_kernels.ops.linear import configs
+    from bitmat_kernels.ops.linear.configs import GemmConfig
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path / "packed"
+    convert_hf_model(make_model("llama", vocab_size=384), show_progress=False).save_pretrained(folder)
+    seen = {}
+
+    def fake_tune(model, batch_sizes, dtype, budget_ms, progress):
+        shapes = {(m.out_features, m.in_features) for m in model.modules() if isinstance(m, bitmat_nn.FusedBitLinear)}
+        seen.update(shapes=shapes, batch_sizes=batch_sizes, dtype=dtype, shape_count=len(list(progress([1, 2], 2))))
+        configs.TUNED_GEMM[("Fake GPU", "ternary", True, 16, 96, 32, 1)] = GemmConfig(16, 64, 128)
+        record = dict(m=16, path="gemm", config=GemmConfig(16, 64, 128), us=3.5, rule_us=4.0, candidates=5)
+        return {(96, 32, 1.58, 8): [record]}
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    monkeypatch.setattr(cli, "_load_causal_lm", lambda f, d, b, v: AutoModelForCausalLM.from_pretrained(str(f)).eval())
+    monkeypatch.setattr(bitmat_nn, "tune_kernels", fake_tune)
+    out = tmp_path / "tuned.json"
+    try:
+        assert cli.main(["--no-progress", "tune", str(folder), "--out", str(out), "--batch-sizes", "1,16"]) == 0
+    finally:
+        configs.clear_tuned_configs()
+    assert seen["batch_sizes"] == [1, 16] and seen["dtype"] == torch.bfloat16 and seen["shape_count"] == 2
+    assert seen["shapes"]  # q/k/v and gate/up fused before tuning
+    text = capsys.readouterr().out
+    assert "96x32 W1.58A8" in text and "3.5" in text and "1 configs for 1 layer shapes on Fake GPU" in text
+    saved = json.loads(out.read_text())
+    assert saved["entries"][0]["gpu"] == "Fake GPU" and saved["entries"][0]["config"]["block_kp"] == 128

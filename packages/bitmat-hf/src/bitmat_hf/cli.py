@@ -1,6 +1,6 @@
 """The `bitmat` command line: `bitmat demo`, `bitmat convert SRC OUT`, `bitmat generate FOLDER --prompt ...`,
-`bitmat info FOLDER`. Errors print one clear line (`bitmat: error: ...`) and exit with status 1; `--debug`
-shows the traceback."""
+`bitmat info FOLDER`, `bitmat tune FOLDER --out FILE`. Errors print one clear line (`bitmat: error: ...`) and exit
+with status 1; `--debug` shows the traceback."""
 
 from __future__ import annotations
 
@@ -51,6 +51,16 @@ def _dtype(value: str):
     if value not in names:
         raise argparse.ArgumentTypeError(f"must be one of {', '.join(names)}, got {value!r}")
     return names[value]
+
+
+def _batch_sizes(value: str) -> list[int]:
+    try:
+        sizes = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"must be positive integers separated by commas, got {value!r}")
+    return sizes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +125,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     g.add_argument("--top-k", type=int, default=50)
     g.add_argument("--device", help="cpu, cuda, auto (device_map='auto') ...")
+
+    t = sub.add_parser(
+        "tune",
+        help="measure kernel launch configs for a model's layer shapes on this GPU and save them",
+        description="Loads FOLDER on a CUDA device, fuses its projections as prepare_for_fast_generation does (unless "
+        "--no-fuse), times a small set of kernel launch configs for every distinct layer shape and bucket of tokens "
+        "(bitmat_nn.tune_kernels) and writes the fastest to OUT. Processes that set "
+        "BITMAT_KERNELS_TUNED_CONFIGS=OUT (or call bitmat_kernels.load_tuned_configs) run them instead of the "
+        "launch rules shipped for the H100 and H200.",
+    )
+    t.add_argument("folder")
+    t.add_argument("--out", required=True, help="JSON file for the chosen configs")
+    t.add_argument(
+        "--batch-sizes", type=_batch_sizes, default=None, help="tokens a call, comma-separated (default 1,2,4,...,4096)"
+    )
+    t.add_argument("--dtype", type=_dtype, default="bfloat16", help="activation dtype (bfloat16)")
+    t.add_argument("--device", default="cuda", help="a CUDA device (cuda, cuda:1 ...)")
+    t.add_argument("--budget-ms", type=float, default=50.0, help="timing per candidate config, ms (50)")
+    t.add_argument("--no-fuse", action="store_true", help="tune the layers as they are, unfused")
+    t.add_argument("--force", action="store_true", help="replace OUT if it exists")
 
     i = sub.add_parser("info", help="show a BitMat (or HF bitnet) checkpoint: layers, bits, sizes, format version")
     i.add_argument("folder")
@@ -302,11 +332,80 @@ def _convert_to_bitnet(args, src: Path, out: Path, cfg: dict) -> int:
     return 0
 
 
+def _load_causal_lm(folder: Path, device: str | None, bitnet: bool, verb: str):
+    """A model folder in eval mode on `device` (None: CUDA when there is one; "auto": a device map)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from .bitnet import load_bitnet_checkpoint
+
+    if bitnet:
+        # transformers' own "bitnet" checkpoints run on BitMat's layers and kernels, not transformers' slow path
+        if device == "auto":
+            raise ValueError(f"{verb}: --device auto (a device map) is not supported for 'bitnet' checkpoints")
+        model = load_bitnet_checkpoint(folder, show_progress=False)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(folder), **({"device_map": "auto"} if device == "auto" else {})
+        )
+    if device not in (None, "auto"):
+        model = model.to(device)
+    elif device is None and torch.cuda.is_available():
+        model = model.to("cuda")
+    return model.eval()
+
+
+def cmd_tune(args) -> int:
+    import bitmat_kernels as bk
+    import torch
+    from bitmat_nn import tune_kernels
+
+    from .bitnet import is_bitnet_checkpoint
+    from .checkpoint import inspect_checkpoint
+    from .generation import prepare_for_fast_generation
+    from .utils import progress
+
+    folder, out = Path(args.folder), Path(args.out)
+    if out.exists() and not args.force:
+        raise ValueError(f"tune: {str(out)!r} exists; pass --force to replace it")
+    if not out.parent.is_dir():
+        raise ValueError(f"tune: the folder of --out, {str(out.parent)!r}, does not exist")
+    device = torch.device(args.device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        raise ValueError(
+            f"tune: needs a CUDA device (the Triton kernels are what is tuned), got --device {args.device}"
+        )
+    bitnet = is_bitnet_checkpoint(folder)
+    if not bitnet:
+        inspect_checkpoint(folder)
+    model = _load_causal_lm(folder, args.device, bitnet, "tune").to(args.dtype)
+    if not args.no_fuse:
+        prepare_for_fast_generation(model, compile=False)
+    results = tune_kernels(
+        model, batch_sizes=args.batch_sizes, dtype=args.dtype, budget_ms=args.budget_ms,
+        progress=lambda items, total: progress(items, desc="tuning layer shapes", total=total),
+    )  # fmt: skip
+    saved = bk.save_tuned_configs(out)
+    lines = [f"{'layer shape':<22} {'M':>5}  {'path':<8} {'config':<40} {'us':>9} {'rules us':>9}"]
+    for (n, k, bits, act), records in results.items():
+        shape = f"{n}x{k} W{bits}A{act or 16}"
+        for r in records:
+            cfg = r["config"]
+            text = "-" if cfg is None else ", ".join(f"{key}={value}" for key, value in vars(cfg).items())
+            us = "-" if r["us"] is None else f"{r['us']:.1f}"
+            rule = "-" if r["rule_us"] is None else f"{r['rule_us']:.1f}"
+            lines.append(f"{shape:<22} {r['m']:>5}  {r['path']:<8} {text[:40]:<40} {us:>9} {rule:>9}")
+    lines.append(f"{saved} configs for {len(results)} layer shapes on {torch.cuda.get_device_name(device)} -> {out}")
+    lines.append(f"use them with BITMAT_KERNELS_TUNED_CONFIGS={out} or bitmat_kernels.load_tuned_configs()")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
 def cmd_generate(args) -> int:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    from .bitnet import is_bitnet_checkpoint, load_bitnet_checkpoint
+    from .bitnet import is_bitnet_checkpoint
     from .checkpoint import inspect_checkpoint
 
     folder = Path(args.folder)
@@ -319,21 +418,7 @@ def cmd_generate(args) -> int:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
     except Exception as e:
         raise ValueError(f"generate: no usable tokenizer in {str(folder)!r} ({e})") from None
-    kwargs = {}
-    if args.device == "auto":
-        kwargs["device_map"] = "auto"
-    if bitnet:
-        # transformers' own "bitnet" checkpoints run on BitMat's layers and kernels, not transformers' slow path
-        if args.device == "auto":
-            raise ValueError("generate: --device auto (a device map) is not supported for 'bitnet' checkpoints")
-        model = load_bitnet_checkpoint(folder, show_progress=False)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
-    if args.device not in (None, "auto"):
-        model = model.to(args.device)
-    elif args.device is None and torch.cuda.is_available():
-        model = model.to("cuda")
-    model.eval()
+    model = _load_causal_lm(folder, args.device, bitnet, "generate")
     device = next(model.parameters()).device
     enc = tokenizer(args.prompt, return_tensors="pt").to(device)
     gen = dict(max_new_tokens=args.max_new_tokens, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
@@ -483,7 +568,7 @@ def cmd_info(args) -> int:
 
 GLOBAL_FLAGS = ("-v", "--verbose", "--debug", "--no-progress")
 
-COMMANDS = {"demo": cmd_demo, "convert": cmd_convert, "generate": cmd_generate, "info": cmd_info}
+COMMANDS = {"demo": cmd_demo, "convert": cmd_convert, "generate": cmd_generate, "info": cmd_info, "tune": cmd_tune}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ shapes run the fastest measured config instead of the rules bitmat-kernels ships
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import bitmat_kernels as bk
 import torch
@@ -44,11 +44,13 @@ def tune_kernels(
     batch_sizes: Sequence[int] | None = None,
     dtype: torch.dtype | None = None,
     budget_ms: float = 50.0,
+    progress: Callable[[Iterable, int], Iterable] | None = None,
 ) -> dict[tuple, list[dict]]:
     """Tune bitmat_linear's launch configurations for every distinct packed layer shape of `model` (on a CUDA
-    device), for inputs of `batch_sizes` tokens (default: bitmat_kernels' 1 to 4096) in `dtype` (default: the
-    model's floating dtype). Returns {(out_features, in_features, weight_bits, activation_bits): tune_linear's
-    records}. Each shape and bucket compiles and times up to 25 kernel configs."""
+        device), for inputs of `batch_sizes` tokens (default: bitmat_kernels' 1 to 4096) in `dtype` (default: the
+        model's floating dtype). Returns {(out_features, in_features, weight_bits, activation_bits): tune_linear's
+        records}. Each shape and bucket compiles and times up to 25 kernel configs. progress(items, total), e.g. a tqdm,
+    wraps the iteration over the shapes."""
     fn = "tune_kernels"
     if not isinstance(model, nn.Module):
         raise TypeError(f"{fn}: argument 'model' must be a torch.nn.Module, got {type(model).__name__}")
@@ -59,8 +61,11 @@ def tune_kernels(
         raise ValueError(f"{fn}: {type(model).__name__} has no BitLinear layers to tune")
     kwargs = {} if batch_sizes is None else {"batch_sizes": batch_sizes}
     results = {}
+    items = sorted(matmuls.items(), key=lambda kv: kv[0][:2])
     with torch.no_grad():
-        for i, ((n, k, bits, act), (packed, scale)) in enumerate(sorted(matmuls.items(), key=lambda kv: kv[0][:2])):
+        for i, ((n, k, bits, act), (packed, scale)) in enumerate(
+            items if progress is None else progress(items, len(items))
+        ):
             logger.info("%s: layer shape %d of %d, %dx%d W%sA%s", fn, i + 1, len(matmuls), n, k, bits, act or 16)
             results[(n, k, bits, act)] = bk.tune_linear(
                 packed, scale, in_features=k, weight_bits=bits, activation_bits=act, dtype=dtype,
