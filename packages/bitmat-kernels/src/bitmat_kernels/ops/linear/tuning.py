@@ -180,6 +180,7 @@ def tune_linear(
             return linear_triton(x, packed, scale, k, fmt, activation_bits, None, path=path)
 
         previous = table.pop(key, None)
+        fallbacks = dict(_GEMM_FALLBACK)  # configs this process already found unusable stay known
         timed = []
         try:
             for cfg in cands:
@@ -200,6 +201,7 @@ def tune_linear(
                 timed.append((_time_us(call, device, budget_ms), cfg))
         finally:
             _GEMM_FALLBACK.clear()
+            _GEMM_FALLBACK.update(fallbacks)
             table.pop(key, None)
             if previous is not None:
                 table[key] = previous
