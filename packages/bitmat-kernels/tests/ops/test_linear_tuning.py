@@ -175,3 +175,13 @@ def test_bad_arguments(monkeypatch):
     monkeypatch.setattr(tuning, "interpreter_enabled", lambda: False)
     with pytest.raises(ValueError, match="CUDA device"):
         bk.tune_linear(packed, scale, in_features=K)
+
+
+def test_retuning_starts_from_the_rules_not_the_earlier_choice(monkeypatch):
+    packed, scale = _layer()
+    key = configs.tuned_key(torch.device("cpu"), "ternary", True, 4, N, K, 1)
+    configs.TUNED_GEMM[key] = GemmConfig(16, 64, 32, num_warps=4, num_stages=1)  # an earlier tuning's choice
+    _fake_timer(monkeypatch, lambda c: c.block_n == 32)
+    (rec,) = bk.tune_linear(packed, scale, in_features=K, batch_sizes=[4], tiles={"gemm": [(16, 64, 32, 4, 1)]})
+    assert rec["config"].block_n == 32 and rec["rule_us"] == 1.0 and rec["candidates"] == 2
+    assert configs.TUNED_GEMM[key].block_n == 32

@@ -167,22 +167,22 @@ def tune_linear(
         if path == "dequant" or (path == "decode" and not a8):
             logger.info("%s %dx%d %s M=%d: %s path, nothing to tune", fn, n, k, fmt, m, path)
             continue
-        if path == "decode":
-            table, key = TUNED_DECODE, tuned_key(device, fmt, True, m, n, k, 1)
-            cands = decode_candidates(n, k, fmt, device, tiles.get("decode"))
-        else:
-            rows = 4 * m if path == "planes" else m
-            table, key = TUNED_GEMM, tuned_key(device, fmt, a8 or path == "planes", rows, n, k, x_bytes)
-            cands = gemm_candidates(rows, n, k, fmt, a8 or path == "planes", device, x_bytes, tiles.get("gemm"))
+        rows, int8 = (4 * m, True) if path == "planes" else (m, a8)  # the planes of m tokens: 4 m int8 rows
+        table = TUNED_DECODE if path == "decode" else TUNED_GEMM
+        key = tuned_key(device, fmt, int8, rows, n, k, x_bytes)
         x = torch.randn(m, k, device=device, dtype=dtype, generator=gen)
 
         def call(x=x, path=path):
             return linear_triton(x, packed, scale, k, fmt, activation_bits, None, path=path)
 
-        previous = table.pop(key, None)
         fallbacks = dict(_GEMM_FALLBACK)  # configs this process already found unusable stay known
+        previous = table.pop(key, None)  # so the rules' own config leads the candidates, not an earlier choice
         timed = []
         try:
+            if path == "decode":
+                cands = decode_candidates(n, k, fmt, device, tiles.get("decode"))
+            else:
+                cands = gemm_candidates(rows, n, k, fmt, int8, device, x_bytes, tiles.get("gemm"))
             for cfg in cands:
                 table[key] = cfg
                 _GEMM_FALLBACK.clear()
@@ -195,7 +195,7 @@ def tune_linear(
                     continue
                 if not timed:
                     want = y
-                elif not _matches(y, want, exact=a8 or path in ("planes", "decode")):
+                elif not _matches(y, want, exact=int8):
                     logger.warning("%s %dx%d M=%d: %s gave a different result; skipped", fn, n, k, m, cfg)
                     continue
                 timed.append((_time_us(call, device, budget_ms), cfg))
@@ -206,7 +206,7 @@ def tune_linear(
             if previous is not None:
                 table[key] = previous
         if not timed:
-            logger.warning("%s %dx%d M=%d: no candidate ran; the rules stay", fn, n, k, m)
+            logger.warning("%s %dx%d M=%d: no candidate ran; nothing changed", fn, n, k, m)
             continue
         best_us, best = min(timed, key=lambda t: t[0])
         table[key] = best
