@@ -32,8 +32,12 @@ PARAMS = [
 ]
 
 
-def inspect(a8: bool, bm: int, bn: int, bkp: int, warps: int, stages: int, bits: int = 2, planes: bool = False) -> str:
-    types = ["*i8" if a8 else "*bf16", "*fp32", "*i32" if a8 else "*fp32", "*u8", "*fp32", "*fp32", "*bf16"] + [
+def inspect(
+    a8: bool, bm: int, bn: int, bkp: int, warps: int, stages: int, bits: int = 2, planes: bool = False, pairs=False
+) -> str:
+    """pairs: the weight-only code-pair decode (kernel.code_pairs_as_halves; the weights read as int16 pairs)."""
+    w_type = "*i16" if pairs else "*u8"
+    types = ["*i8" if a8 else "*bf16", "*fp32", "*i32" if a8 else "*fp32", w_type, "*fp32", "*fp32", "*bf16"] + [
         "i32"
     ] * 5
     signature = dict(zip(PARAMS, types))
@@ -53,6 +57,7 @@ def inspect(a8: bool, bm: int, bn: int, bkp: int, warps: int, stages: int, bits:
         GDC=False,
         WARP_SPEC=False,
         PLANES=planes,
+        CODE_PAIRS=pairs,
     )
     signature.update({name: "constexpr" for name in constants})
     signature["ws_ptr"] = "*i32"  # a pointer argument (unused without split-K), not a constant
@@ -75,7 +80,7 @@ def inspect(a8: bool, bm: int, bn: int, bkp: int, warps: int, stages: int, bits:
     waits = re.findall(r"wgmma.wait_group.sync.aligned (\d+)", ptx)
     shapes = sorted(set(re.findall(r"wgmma.mma_async.sync.aligned.(m[0-9]+n[0-9]+k[0-9]+)", ptx)))
     return (
-        f"{'A8' if a8 else 'A16'}{' planes' if planes else ''} tile ({bm},{bn},{bkp}) warps {warps} stages {stages}: "
+        f"{'A8' if a8 else 'A16'}{' planes' if planes else ''}{' pairs' if pairs else ''} tile ({bm},{bn},{bkp}) warps {warps} stages {stages}: "
         f"regs {regs.group(1) if regs else '?'}, stack {stack.group(1) if stack else '?'} B, "
         f"shared {compiled.metadata.shared} B, cp.async {ptx.count('cp.async.cg') + ptx.count('cp.async.ca')}, "
         f"TMA {ptx.count('cp.async.bulk')}, wgmma {shapes}, wgmma waits {waits}"
