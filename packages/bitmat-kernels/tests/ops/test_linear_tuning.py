@@ -185,3 +185,19 @@ def test_retuning_starts_from_the_rules_not_the_earlier_choice(monkeypatch):
     (rec,) = bk.tune_linear(packed, scale, in_features=K, batch_sizes=[4], tiles={"gemm": [(16, 64, 32, 4, 1)]})
     assert rec["config"].block_n == 32 and rec["rule_us"] == 1.0 and rec["candidates"] == 2
     assert configs.TUNED_GEMM[key].block_n == 32
+
+
+def test_candidates_are_pruned_and_fitted(monkeypatch):
+    monkeypatch.setattr(configs, "interpreter_enabled", lambda: False)  # the GPU rules and tiles
+    device = torch.device("cpu")  # 132 SMs and a 99 KB shared-memory fallback
+    small = tuning.gemm_candidates(16, 28672, 4096, "ternary", True, device, 1)
+    assert small[0] == configs.gemm_config(16, 28672, 4096, "ternary", True, device)  # the rules' config leads
+    assert all(c.block_m == 16 for c in small) and len(small) == len(set(small))
+    assert all(c.split_k == 1 for c in small[1:] if c.block_n <= 64)  # 448+ programs: no split
+    wide = tuning.gemm_candidates(256, 4096, 4096, "ternary", False, device, 2)
+    assert {c.code_pairs for c in wide} == {True, False}  # weight-only > 64 rows: both decodes
+    assert {c.code_pairs for c in tuning.gemm_candidates(256, 4096, 4096, "ternary", True, device, 1)} == {True}
+    split = tuning.gemm_candidates(16, 2560, 6912, "ternary", True, device, 1)
+    assert any(c.split_k > 1 for c in split)  # 40 programs of 16 x 64: split along K
+    decode = tuning.decode_candidates(4096, 4096, "ternary", device)
+    assert decode[0] == configs.decode_config(1, 4096, 4096, "ternary", True, device) and len(decode) > 3

@@ -60,7 +60,9 @@ def gemm_candidates(
     rows: int, n: int, k: int, fmt: str, a8: bool, device: torch.device, x_bytes: int, tiles=None
 ) -> list[GemmConfig]:
     """The rule's config first, then GEMM_TILES for `rows` (fitted to the device's shared memory), each also split
-    along K while the programs stay within two waves and every split keeps two K steps."""
+    along K while the programs stay within two waves and every split keeps two K steps. Weight-only tiles of more
+    than 64 rows are also tried with the byte decode instead of code pairs: fewer registers, so more programs an SM
+    (NOTES.md v17)."""
     rule = gemm_config(rows, n, k, fmt, a8, device, x_bytes)
     if tiles is None:
         tiles = next(t for bound, t in sorted(GEMM_TILES.items()) if rows <= bound)
@@ -72,9 +74,11 @@ def gemm_candidates(
         for split_k in (1, 2, 4, 8):
             if split_k > 1 and (programs * split_k > 2 * sms or kp // split_k < 2 * bkp):
                 break
-            cfg = _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k)
-            if cfg not in out:
-                out.append(cfg)
+            decodes = (None, False) if not a8 and x_bytes == 2 and rows > 64 else (None,)
+            for pairs in decodes:
+                cfg = _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k, code_pairs=pairs)
+                if cfg not in out:
+                    out.append(cfg)
     return out
 
 
