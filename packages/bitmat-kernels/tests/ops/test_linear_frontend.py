@@ -101,7 +101,7 @@ def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=Fals
         mock.patch.object(kernel, "pdl_enabled", lambda device: pdl),
         mock.patch.object(kernel, "gemm_config", lambda *a, **kw: GemmConfig(16, 64, 64, split_k=split_k)),
         mock.patch.object(kernel, "decode_config", lambda *a, **kw: DecodeConfig(64, 64, fused_quant=False)),
-        mock.patch.object(kernel, "dequant_min_m", lambda *a, **kw: 1 << 30),  # the Triton GEMM, not cuBLAS
+        mock.patch.object(kernel, "use_dequant", lambda *a, **kw: False),  # the Triton GEMM, not cuBLAS
         mock.patch.object(kernel, "quantize_activations_triton", quantize_stub),
     ]
     for p in patches:

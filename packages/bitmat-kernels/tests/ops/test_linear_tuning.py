@@ -33,8 +33,9 @@ def _layer(fmt="ternary"):
     return bk.pack_binary(codes), scale
 
 
-def _fake_timer(monkeypatch, favoured):
-    """A timer under which a call costs 1 us if favoured(the config it launched), else 2 us."""
+def _fake_timer(monkeypatch, favoured, dequant_us=5.0):
+    """A timer under which a call costs 1 us if favoured(the config it launched), else 2 us; dequantize + cuBLAS
+    (which launches no matmul kernel) costs dequant_us."""
     launched = []
     for name in ("gemm_config", "decode_config"):
         real = getattr(kernel, name)
@@ -43,6 +44,8 @@ def _fake_timer(monkeypatch, favoured):
     def time_us(fn, device, budget_ms):
         launched.clear()
         fn()
+        if not launched:
+            return dequant_us
         return 1.0 if favoured(launched[-1]) else 2.0
 
     monkeypatch.setattr(tuning, "_time_us", time_us)
@@ -112,9 +115,10 @@ def test_save_load_round_trip_and_env_variable(tmp_path, monkeypatch):
     decode = DecodeConfig(block_n=4, block_w=16)
     configs.TUNED_GEMM[configs.tuned_key(device, "ternary", False, 20, N, K, 2)] = gemm
     configs.TUNED_DECODE[configs.tuned_key(device, "binary", True, 1, N, K, 1)] = decode
+    configs.TUNED_DEQUANT[configs.tuned_key(device, "ternary", False, 512, N, K, 2)] = True
     configs.TUNED_GEMM[("cpu", "ternary", True, 4)] = gemm  # a sweep's override for every shape: not saved
     path = tmp_path / "tuned.json"
-    assert bk.save_tuned_configs(path) == 2
+    assert bk.save_tuned_configs(path) == 3
     configs.clear_tuned_configs()
     assert configs.gemm_config(20, N, K, "ternary", False, device, x_bytes=2) != gemm
     monkeypatch.setenv(configs.TUNED_CONFIGS_ENV, str(path))
@@ -122,8 +126,10 @@ def test_save_load_round_trip_and_env_variable(tmp_path, monkeypatch):
     assert configs.gemm_config(20, N, K, "ternary", False, device, x_bytes=2) == gemm  # loaded on first use
     assert configs.gemm_config(20, N, K, "ternary", False, device, x_bytes=4) != gemm  # fp32 x: another key
     assert configs.decode_config(1, N, K, "binary", True, device) == decode
+    assert configs.use_dequant(device, "ternary", 300, N, K, 2)  # tuned: dequantize from the bucket of 512
     configs.clear_tuned_configs()
-    assert bk.load_tuned_configs(path) == 2 and configs.TUNED_DECODE
+    assert not configs.use_dequant(device, "ternary", 300, N, K, 2)  # the interpreter never dequantizes by rule
+    assert bk.load_tuned_configs(path) == 3 and configs.TUNED_DECODE and configs.TUNED_DEQUANT
 
 
 def test_a_shape_entry_wins_over_a_sweep_override():
@@ -143,6 +149,9 @@ def test_a_shape_entry_wins_over_a_sweep_override():
         ('{"format": "other"}', "not a file written by save_tuned_configs"),
         ('{"format": "bitmat-kernels tuned configs", "version": 99}', "has version 99"),
         ('{"format": "bitmat-kernels tuned configs", "version": 1, "entries": [{"kind": "gemm"}]}', "entry 0"),
+        ('{"format": "bitmat-kernels tuned configs", "version": 1, "entries": [{"kind": "dequant", "gpu": "H100", '
+         '"fmt": "ternary", "a8": false, "m_bucket": 512, "n": 8, "k": 8, "x_bytes": 2, "config": "yes"}]}',
+         "true or false"),
     ],
 )
 def test_load_rejects_other_files(tmp_path, content, match):
@@ -201,3 +210,22 @@ def test_candidates_are_pruned_and_fitted(monkeypatch):
     assert any(c.split_k > 1 for c in split)  # 40 programs of 16 x 64: split along K
     decode = tuning.decode_candidates(4096, 4096, "ternary", device)
     assert decode[0] == configs.decode_config(1, 4096, 4096, "ternary", True, device) and len(decode) > 3
+
+
+@pytest.mark.parametrize("dequant_us", [0.5, 3.0])
+def test_weight_only_weighs_dequantize_and_cublas_from_33_tokens(monkeypatch, dequant_us):
+    packed, scale = _layer()
+    x = torch.randn(40, K, dtype=torch.bfloat16)
+    kwargs = dict(in_features=K, activation_bits=None)
+    before = bk.bitmat_linear(x, packed, scale, **kwargs)
+    _fake_timer(monkeypatch, lambda c: c.block_n == 64, dequant_us)
+    records = bk.tune_linear(packed, scale, batch_sizes=[20, 40], tiles=SMALL, **kwargs)
+    assert records[0]["dequant_us"] is None and records[0]["path"] == "gemm"  # <= 32 tokens: not weighed
+    rec = records[1]
+    assert rec["dequant_us"] == dequant_us and rec["us"] == 1.0
+    wins = dequant_us < 1.0
+    assert rec["path"] == ("dequant" if wins else "gemm")
+    assert kernel.auto_path(33, N, K, "ternary", False, packed, 2) == rec["path"]  # the bucket of 64
+    assert kernel.auto_path(40, N, K, "ternary", False, packed, 4) == "gemm"  # fp32 x: another key, the rules
+    after = bk.bitmat_linear(x, packed, scale, **kwargs)
+    torch.testing.assert_close(after, before, rtol=2e-2, atol=2e-2)

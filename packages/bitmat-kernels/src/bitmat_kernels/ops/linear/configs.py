@@ -70,6 +70,8 @@ def gpu_key(device: torch.device) -> str:
 # for every shape (gpu_sweep.py's overrides). The shape's own entry wins.
 TUNED_DECODE: dict[tuple, DecodeConfig] = {}
 TUNED_GEMM: dict[tuple, GemmConfig] = {}
+# weight-only, per layer shape (same keys): True where dequantize + cuBLAS measured faster than the best kernel config
+TUNED_DEQUANT: dict[tuple, bool] = {}
 
 TUNED_CONFIGS_ENV = "BITMAT_KERNELS_TUNED_CONFIGS"
 """Environment variable: a save_tuned_configs file, loaded before the first launch configuration is chosen."""
@@ -95,13 +97,29 @@ def _tuned(table: dict, device: torch.device, fmt: str, a8: bool, m: int, n: int
     return table.get(key, table.get(key[:4]))
 
 
+def use_dequant(device: torch.device, fmt: str, m: int, n: int, k: int, x_bytes: int) -> bool:
+    """Whether a weight-only call dequantizes and calls cuBLAS: the tuned choice for this shape, else dequant_min_m
+    (never under the interpreter, whose tests exercise the kernels)."""
+    tuned = _tuned(TUNED_DEQUANT, device, fmt, False, m, n, k, x_bytes)
+    if tuned is not None:
+        return tuned
+    return not interpreter_enabled() and m >= dequant_min_m(n, k)
+
+
+_TABLES = {"gemm": TUNED_GEMM, "decode": TUNED_DECODE, "dequant": TUNED_DEQUANT}
+
+
 def save_tuned_configs(path: str | os.PathLike) -> int:
     """Write every shape-keyed tuned config (tuning.tune_linear's results) to a JSON file; returns how many.
     load_tuned_configs, or the BITMAT_KERNELS_TUNED_CONFIGS environment variable, reads it back."""
     entries = [
-        dict(zip(("gpu", "fmt", "a8", "m_bucket", "n", "k", "x_bytes"), key), kind=kind, config=dataclasses.asdict(cfg))
-        for kind, table in (("gemm", TUNED_GEMM), ("decode", TUNED_DECODE))
-        for key, cfg in sorted(table.items(), key=lambda item: repr(item[0]))
+        dict(
+            zip(("gpu", "fmt", "a8", "m_bucket", "n", "k", "x_bytes"), key),
+            kind=kind,
+            config=value if kind == "dequant" else dataclasses.asdict(value),
+        )
+        for kind, table in _TABLES.items()
+        for key, value in sorted(table.items(), key=lambda item: repr(item[0]))
         if len(key) == 7
     ]
     text = json.dumps(
@@ -128,10 +146,16 @@ def load_tuned_configs(path: str | os.PathLike) -> int:
     parsed = []
     for i, e in enumerate(data.get("entries", [])):
         try:
-            cls, table = {"gemm": (GemmConfig, TUNED_GEMM), "decode": (DecodeConfig, TUNED_DECODE)}[e["kind"]]
+            kind, table = e["kind"], _TABLES[e["kind"]]
             key = (str(e["gpu"]), str(e["fmt"]), bool(e["a8"]), int(e["m_bucket"]), int(e["n"]), int(e["k"]),
                    int(e["x_bytes"]))  # fmt: skip
-            parsed.append((table, key, cls(**e["config"])))
+            if kind == "dequant":
+                if not isinstance(e["config"], bool):
+                    raise TypeError(f"a dequant entry holds true or false, got {e['config']!r}")
+                value = e["config"]
+            else:
+                value = (GemmConfig if kind == "gemm" else DecodeConfig)(**e["config"])
+            parsed.append((table, key, value))
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(
                 f"load_tuned_configs: {path}: entry {i} is malformed ({type(err).__name__}: {err})"
@@ -143,8 +167,8 @@ def load_tuned_configs(path: str | os.PathLike) -> int:
 
 def clear_tuned_configs() -> None:
     """Forget every tuned config: the rules below choose again."""
-    TUNED_GEMM.clear()
-    TUNED_DECODE.clear()
+    for table in _TABLES.values():
+        table.clear()
 
 
 def decode_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device, x_bytes: int = 2) -> DecodeConfig:

@@ -50,8 +50,8 @@ from .configs import (
     SAFE_GEMM,
     GemmConfig,
     decode_config,
-    dequant_min_m,
     gemm_config,
+    use_dequant,
     weight_only_planes,
 )
 
@@ -822,9 +822,12 @@ def _decode_ok(m: int, k: int, packed: torch.Tensor, a8: bool) -> bool:
     return 0 < m <= DECODE_MAX_M and (not a8 or (kp % 4 == 0 and k % 4 == 0 and packed.storage_offset() % 4 == 0))
 
 
-def auto_path(m: int, n: int, k: int, fmt: str, a8: bool, packed: torch.Tensor) -> str:
-    """The path linear_triton(path="auto") takes for M tokens (one of LINEAR_PATHS but "auto")."""
-    if not a8 and not interpreter_enabled() and m >= dequant_min_m(n, k):
+def auto_path(
+    m: int, n: int, k: int, fmt: str, a8: bool, packed: torch.Tensor, x_bytes: int = 2, dequant: bool = True
+) -> str:
+    """The path linear_triton(path="auto") takes for M tokens (one of LINEAR_PATHS but "auto"); dequant=False: the
+    kernel it would take if it did not dequantize."""
+    if dequant and not a8 and use_dequant(packed.device, fmt, m, n, k, x_bytes):
         return "dequant"
     if not a8 and weight_only_planes(m, n, k, fmt):
         return "planes"
@@ -884,7 +887,7 @@ def linear_triton(
     pdl_ok = not interp and pdl_enabled(x.device)
     pdl = a8 and pdl_ok
     if path == "auto":
-        path = auto_path(m, n, k, fmt, a8, packed)
+        path = auto_path(m, n, k, fmt, a8, packed, x.element_size())
     if path == "dequant":
         if a8:
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")

@@ -25,6 +25,7 @@ from ...formats import CODES_PER_BYTE, weight_format
 from ..pack import check_packed
 from .configs import (
     TUNED_DECODE,
+    TUNED_DEQUANT,
     TUNED_GEMM,
     DecodeConfig,
     GemmConfig,
@@ -135,10 +136,12 @@ def tune_linear(
     bitmat_linear(x, packed, scale, ...) runs for x of M tokens in `dtype`: the tensor-core GEMM (weight-only calls of
     2-8 tokens: its int8 planes) over the rule's config and a pruned set of others, or the A8 GEMV at one token. Each
     candidate must give the rule's result (the same bits for int8 sums, float ones within 2e-2 of the norm) and is
-    timed for about budget_ms. Weight-only calls that dequantize and call cuBLAS, and the weight-only one-token
-    GEMV, have nothing to tune and are reported as such. Returns one record per M: path, chosen config, its time and
-    the rule's (microseconds), candidates timed. tiles: {"gemm": [(BM, BN, BKP, warps, stages), ...], "decode":
-    [(rows, words), ...]} replaces the built-in lists (tests, experiments).
+    timed for about budget_ms. Weight-only bf16/fp16 calls of more than 32 tokens also time dequantize + cuBLAS, and
+    whichever is faster is what such calls run from then on. The weight-only one-token GEMV has nothing to tune.
+    Returns one record per M: the path calls of that bucket now take, the chosen kernel config, its time and the
+    rule's, dequantize + cuBLAS's time where measured (microseconds), and how many candidates were timed.
+    tiles: {"gemm": [(BM, BN, BKP, warps, stages), ...], "decode": [(rows, words), ...]} replaces the built-in lists
+    (tests, experiments).
 
     Tuning compiles every candidate once (seconds each on a first run); the results stay for this process, and
     save_tuned_configs keeps them for others.
@@ -165,11 +168,11 @@ def tune_linear(
     gen = torch.Generator(device=device).manual_seed(0)
     records = []
     for m in sorted(set(batch_sizes)):
-        path = auto_path(m, n, k, fmt, a8, packed)
-        rec = dict(m=m, path=path, config=None, us=None, rule_us=None, candidates=0)
+        path = auto_path(m, n, k, fmt, a8, packed, x_bytes, dequant=False)  # the kernel; dequant is weighed below
+        rec = dict(m=m, path=path, config=None, us=None, rule_us=None, candidates=0, dequant_us=None)
         records.append(rec)
-        if path == "dequant" or (path == "decode" and not a8):
-            logger.info("%s %dx%d %s M=%d: %s path, nothing to tune", fn, n, k, fmt, m, path)
+        if path == "decode" and not a8:
+            logger.info("%s %dx%d %s M=%d: the weight-only GEMV has one config, nothing to tune", fn, n, k, fmt, m)
             continue
         rows, int8 = (4 * m, True) if path == "planes" else (m, a8)  # the planes of m tokens: 4 m int8 rows
         table = TUNED_DECODE if path == "decode" else TUNED_GEMM
@@ -214,13 +217,25 @@ def tune_linear(
             continue
         best_us, best = min(timed, key=lambda t: t[0])
         table[key] = best
+        if not a8 and x_bytes == 2 and m > 32:
+            # from a few dozen tokens the bf16 work may be cuBLAS's to win (dequant_min_m): measure that too
+            def dequant(x=x):
+                return linear_triton(x, packed, scale, k, fmt, None, None, path="dequant")
+
+            if _matches(dequant(), want, exact=False):
+                rec["dequant_us"] = _time_us(dequant, device, budget_ms)
+                TUNED_DEQUANT[tuned_key(device, fmt, False, m, n, k, x_bytes)] = rec["dequant_us"] < best_us
+                if rec["dequant_us"] < best_us:
+                    rec["path"] = "dequant"
         rec.update(
             config=best, us=best_us, rule_us=timed[0][0] if timed[0][1] is cands[0] else None, candidates=len(timed)
         )
         rule_us = "-" if rec["rule_us"] is None else f"{rec['rule_us']:.1f}"
+        dequant_us = "" if rec["dequant_us"] is None else f", dequantize + cuBLAS {rec['dequant_us']:.1f} us"
         logger.info(
-            "%s %dx%d %s a%s M=%d (%s): %s %.1f us, rules %s us, %d candidates",
-            fn, n, k, fmt, activation_bits or 16, m, path, _describe(best), best_us, rule_us, len(timed),
+            "%s %dx%d %s a%s M=%d (%s): %s %.1f us, rules %s us, %d candidates%s",
+            fn, n, k, fmt, activation_bits or 16, m, rec["path"], _describe(best), best_us, rule_us, len(timed),
+            dequant_us,
         )  # fmt: skip
     return records
 
