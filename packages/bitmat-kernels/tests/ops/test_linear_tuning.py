@@ -229,3 +229,11 @@ def test_weight_only_weighs_dequantize_and_cublas_from_33_tokens(monkeypatch, de
     assert kernel.auto_path(40, N, K, "ternary", False, packed, 4) == "gemm"  # fp32 x: another key, the rules
     after = bk.bitmat_linear(x, packed, scale, **kwargs)
     torch.testing.assert_close(after, before, rtol=2e-2, atol=2e-2)
+
+
+def test_a_bad_env_file_fails_every_call_with_the_variable_named(tmp_path, monkeypatch):
+    monkeypatch.setenv(configs.TUNED_CONFIGS_ENV, str(tmp_path / "missing.json"))
+    monkeypatch.setattr(configs, "_env_file_loaded", False)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="BITMAT_KERNELS_TUNED_CONFIGS=.*missing.json"):
+            configs.gemm_config(4, N, K, "ternary", True, torch.device("cpu"))

@@ -87,10 +87,13 @@ def tuned_key(device: torch.device, fmt: str, a8: bool, m: int, n: int, k: int, 
 def _tuned(table: dict, device: torch.device, fmt: str, a8: bool, m: int, n: int, k: int, x_bytes: int):
     global _env_file_loaded
     if not _env_file_loaded:
-        _env_file_loaded = True
         path = os.environ.get(TUNED_CONFIGS_ENV)
         if path:
-            load_tuned_configs(path)
+            try:
+                load_tuned_configs(path)
+            except (OSError, ValueError) as err:  # every call fails alike until the variable or the file is fixed
+                raise ValueError(f"{TUNED_CONFIGS_ENV}={path}: {err}") from None
+        _env_file_loaded = True
     if not table:
         return None
     key = tuned_key(device, fmt, a8, m, n, k, x_bytes)
