@@ -31,6 +31,7 @@ from .configs import (
     GemmConfig,
     _fitted,
     _sm_count,
+    _split_k,
     decode_config,
     gemm_config,
     tuned_key,
@@ -69,13 +70,11 @@ def gemm_candidates(
         tiles = next(t for bound, t in sorted(GEMM_TILES.items()) if rows <= bound)
     kp = -(-k // CODES_PER_BYTE[fmt])
     sms = _sm_count(device)
+    decodes = (None, False) if not a8 and x_bytes == 2 and rows > 64 else (None,)
     out = [rule]
     for bm, bn, bkp, warps, stages in tiles:
-        programs = triton.cdiv(rows, bm) * triton.cdiv(n, bn)
-        for split_k in (1, 2, 4, 8):
-            if split_k > 1 and (programs * split_k > 2 * sms or kp // split_k < 2 * bkp):
-                break
-            decodes = (None, False) if not a8 and x_bytes == 2 and rows > 64 else (None,)
+        most = _split_k(triton.cdiv(rows, bm) * triton.cdiv(n, bn), kp, bkp, 2 * sms, min_steps=2, most=8)
+        for split_k in (s for s in (1, 2, 4, 8) if s <= most):
             for pairs in decodes:
                 cfg = _fitted(bm, bn, bkp, warps, stages, fmt, a8, x_bytes, device, split_k, code_pairs=pairs)
                 if cfg not in out:
@@ -161,6 +160,8 @@ def tune_linear(
         )
     if not batch_sizes or any(not isinstance(m, int) or m < 1 for m in batch_sizes):
         raise ValueError(f"{fn}: argument 'batch_sizes' must be positive ints, got {batch_sizes!r}")
+    if not budget_ms > 0:
+        raise ValueError(f"{fn}: argument 'budget_ms' must be a positive number of milliseconds, got {budget_ms!r}")
     tiles = tiles or {}
     a8 = activation_bits == 8
     n, k, device = packed.shape[0], in_features, packed.device
