@@ -177,6 +177,8 @@ def test_bad_arguments(monkeypatch):
         bk.tune_linear(packed, scale, in_features=K, activation_bits=4)
     with pytest.raises(ValueError, match="batch_sizes"):
         bk.tune_linear(packed, scale, in_features=K, batch_sizes=[0])
+    with pytest.raises(ValueError, match="budget_ms"):
+        bk.tune_linear(packed, scale, in_features=K, budget_ms=0)
     with pytest.raises(ValueError, match="dtype"):
         bk.tune_linear(packed, scale, in_features=K, dtype=torch.int8)
     with pytest.raises(ValueError, match="in_features"):
