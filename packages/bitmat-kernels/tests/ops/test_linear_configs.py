@@ -251,6 +251,18 @@ def test_weight_only_mid_m_tiles_both_formats(gpu_rules, fmt, m, n, k, block_m, 
     assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.split_k) == (block_m, block_n, block_kp, 1)
 
 
+@pytest.mark.parametrize(("m", "n", "k"), [(512, 57344, 8192), (300, 28672, 4096), (1024, 8192, 28672)])
+def test_ternary_weight_only_from_257_tokens_decodes_bytes_on_3_stages(gpu_rules, monkeypatch, m, n, k):
+    """v18 sweep 1: the byte decode on 3 stages (two programs an SM) beat code pairs on 4 at 512-1024 tokens;
+    binary codes and 256 tokens keep code pairs."""
+    monkeypatch.setattr(configs, "_shared_memory_budget", lambda device: (227 - 16) * 1024)  # an H100's
+    cfg = configs.gemm_config(m, n, k, "ternary", False, gpu_rules, x_bytes=2)
+    assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps, cfg.num_stages) == (128, 128, 32, 8, 3)
+    assert not cfg.code_pairs and cfg.split_k == 1
+    assert configs.gemm_config(m, n, k, "binary", False, gpu_rules, x_bytes=2).code_pairs
+    assert configs.gemm_config(256, n, k, "ternary", False, gpu_rules, x_bytes=2).code_pairs
+
+
 def test_ternary_weight_only_64_tokens_small_layers(gpu_rules):
     """v17 sweep 12: 32 x 64 x 64 on 4 stages, unsplit, on layers of <= 4096 rows that are not K-heavy."""
     cfg = configs.gemm_config(64, 3840, 2560, "ternary", False, gpu_rules, x_bytes=2)

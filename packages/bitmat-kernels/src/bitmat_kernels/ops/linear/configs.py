@@ -397,6 +397,12 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
                 split_k = _split_k(tiles, kp, 64, 2 * sms, min_steps=2, most=4)
         else:
             programs = triton.cdiv(m, 128) * triton.cdiv(n, 128)
+            if m > 256 and fmt == "ternary":
+                # v18 sweep 1: from 257 tokens the byte decode on 3 stages, two 8-warp programs an SM (128 registers
+                # a thread against code pairs' 206): 57344x8192 M=512 872 -> 815 us, 8192x28672 461 -> 423,
+                # 28672x4096 230 -> 221; M=1024 5-8% too. At 129-256 tokens code pairs stay (8192x28672 M=256 226
+                # against 255).
+                return _fitted(128, 128, 32, 8, 3, fmt, a8, x_bytes, device, code_pairs=False)
             if m > 256 or programs >= 1.5 * sms or sms // 2 <= programs <= sms:
                 bm, bn, bkp, warps, stages = 128, 128, 32, 8, 4
             elif programs < sms // 2 and n >= 8192 and k >= 2.5 * n:
