@@ -5,7 +5,8 @@ import bitmat_kernels as bk
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
 out = open(os.path.join(os.environ["OUT"], "tuning-time.jsonl"), "w")
 print(torch.cuda.get_device_name(), torch.__version__, __import__("triton").__version__, flush=True)
-for n, k in ((28672, 4096), (57344, 8192), (8192, 28672)):
+layers = [tuple(map(int, a.split("x"))) for a in sys.argv[1:]] or [(28672, 4096), (57344, 8192), (8192, 28672)]
+for n, k in layers:
     codes, scale = bk.ternarize(torch.randn(n, k, device="cuda") * 0.02)
     packed = bk.pack(codes, weight_bits=1.58)
     del codes
