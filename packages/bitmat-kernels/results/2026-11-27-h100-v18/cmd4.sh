@@ -4,8 +4,8 @@
 export PYTHONPATH=$(ls -d packages/*/src|tr "\n" ":")
 export BITMAT_BENCH_GIT_COMMIT=bed845b08d88c871b7bae9e3caef4d2ca6cf0e39
 D=packages/bitmat-kernels/results/2026-11-27-h100-v18/tiles
-for v in rules a8-128x128x64x4x3 a8-128x256x64x8x3 rules; do
-  [ $v = rules ] && unset BITMAT_KERNELS_TUNED_CONFIGS || export BITMAT_KERNELS_TUNED_CONFIGS=$D/$v.json
+for v in rules a8-128x128x64x4x3 a8-128x256x64x8x3 rules-again; do
+  [ ${v%-again} = rules ] && unset BITMAT_KERNELS_TUNED_CONFIGS || export BITMAT_KERNELS_TUNED_CONFIGS=$D/$v.json
   timeout 110 python3 -m bitmat_bench kernels --out /tmp/b-$v --no-progress --shapes 28672x4096,57344x8192,8192x28672,4096x4096 --batch 1024,2048,4096 --impls cublas-bf16,bitmat-w158a8 --max-seconds 90 > /tmp/b-$v.log 2>&1
   tail -1 /tmp/b-$v.log; cp /tmp/b-$v/results.json $OUT/$v.json
 done
