@@ -45,7 +45,7 @@ def test_gemv_for_several_tokens_keeps_the_accumulator_in_registers(gpu_rules):
 
 
 def test_gemm_tiles(gpu_rules):
-    big = configs.gemm_config(4096, 28672, 4096, "ternary", True, gpu_rules)
+    big = configs.gemm_config(512, 28672, 4096, "ternary", True, gpu_rules)
     assert (big.block_m, big.block_n, big.block_kp, big.split_k) == (64, 256, 64, 1)
     long_k = configs.gemm_config(64, 4096, 14336, "ternary", True, gpu_rules)  # K >= 2.5 N, few tiles
     assert (long_k.block_m, long_k.block_n) == (32, 128) and long_k.split_k > 1
@@ -67,8 +67,9 @@ def test_gemm_tiles(gpu_rules):
         (1024, 2560, 6912, 64, 128, 64, 1),  # M = 257-1024, small layers (v12): 64 tokens if 128 make too few
         (1024, 4096, 14336, 128, 128, 64, 1),  # ... else 128 x 128 on 4 warps
         (1024, 3840, 2560, 128, 128, 64, 1),
-        (1024, 8192, 8192, 64, 256, 64, 1),  # large layers keep the 64 x 256 tile
-        (2048, 4096, 4096, 64, 256, 64, 1),
+        (512, 8192, 8192, 64, 256, 64, 1),  # large layers keep the 64 x 256 tile at 257-512 tokens
+        (1024, 8192, 8192, 128, 128, 64, 1),  # ... and take 128 x 128 on 4 warps from 1024 (v18)
+        (2048, 4096, 4096, 128, 128, 64, 1),
     ],
 )
 def test_gemm_tiles_by_shape(gpu_rules, m, n, k, block_m, block_n, block_kp, split_k):
@@ -197,8 +198,24 @@ def test_binary_a8_large_m_tiles(gpu_rules):
     ]:
         cfg = configs.gemm_config(m, n, k, "binary", True, gpu_rules)
         assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps) == tile, (m, n, k)
-    ternary = configs.gemm_config(4096, 28672, 4096, "ternary", True, gpu_rules)
+    ternary = configs.gemm_config(512, 28672, 4096, "ternary", True, gpu_rules)
     assert (ternary.block_m, ternary.block_n, ternary.num_warps) == (64, 256, 8)
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "k", "tile"),
+    [  # v18 cmd4 (H100 bench): 128 x 128 x 64 on 4 warps from 1024 tokens on the large layers, beyond on all
+        (1024, 28672, 4096, (128, 128, 64, 4)),
+        (4096, 57344, 8192, (128, 128, 64, 4)),
+        (2048, 8192, 28672, (128, 128, 64, 4)),
+        (4096, 2560, 6912, (128, 128, 64, 4)),
+        (512, 57344, 8192, (64, 256, 64, 8)),  # 257-512 tokens: the large tile stays
+        (1024, 2560, 6912, (64, 128, 64, 4)),  # small layers at <= 1024 tokens: v12's rule
+    ],
+)
+def test_ternary_a8_large_m_tiles(gpu_rules, m, n, k, tile):
+    cfg = configs.gemm_config(m, n, k, "ternary", True, gpu_rules)
+    assert (cfg.block_m, cfg.block_n, cfg.block_kp, cfg.num_warps) == tile
 
 
 @pytest.mark.parametrize(
