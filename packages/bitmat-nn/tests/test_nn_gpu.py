@@ -246,7 +246,9 @@ def test_tune_kernels_on_the_gpu():
     from bitmat_nn import fuse_projections, tune_kernels
 
     torch.manual_seed(0)
-    cfg = BitNetConfig(vocab_size=128, hidden_size=256, intermediate_size=512, num_layers=1, num_heads=4, num_kv_heads=2)
+    cfg = BitNetConfig(
+        vocab_size=128, hidden_size=256, intermediate_size=512, num_layers=1, num_heads=4, num_kv_heads=2
+    )
     model = BitNetForCausalLM(cfg).to(DEVICE, torch.bfloat16).eval()
     for m in model.modules():
         if isinstance(m, BitLinear):

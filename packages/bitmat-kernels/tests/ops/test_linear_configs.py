@@ -67,8 +67,9 @@ def test_gemm_tiles(gpu_rules):
         (1024, 2560, 6912, 64, 128, 64, 1),  # M = 257-1024, small layers (v12): 64 tokens if 128 make too few
         (1024, 4096, 14336, 128, 128, 64, 1),  # ... else 128 x 128 on 4 warps
         (1024, 3840, 2560, 128, 128, 64, 1),
-        (512, 8192, 8192, 64, 256, 64, 1),  # large layers keep the 64 x 256 tile at 257-512 tokens
-        (1024, 8192, 8192, 128, 128, 64, 1),  # ... and take 128 x 128 on 4 warps from 1024 (v18)
+        (512, 8192, 8192, 64, 256, 64, 1),  # large layers keep the 64 x 256 tile at 257-1024 tokens
+        (1024, 8192, 8192, 64, 256, 64, 1),
+        (4096, 8192, 8192, 128, 128, 64, 1),  # ... and take 128 x 128 on 4 warps beyond 1024 (v18)
         (2048, 4096, 4096, 128, 128, 64, 1),
     ],
 )
@@ -204,12 +205,13 @@ def test_binary_a8_large_m_tiles(gpu_rules):
 
 @pytest.mark.parametrize(
     ("m", "n", "k", "tile"),
-    [  # v18 cmd4 (H100 bench): 128 x 128 x 64 on 4 warps from 1024 tokens on the large layers, beyond on all
-        (1024, 28672, 4096, (128, 128, 64, 4)),
+    [  # v18 cmd4-5 (H100 bench): 128 x 128 x 64 on 4 warps beyond 1024 tokens, but on 2560-row layers
+        (2048, 28672, 4096, (128, 128, 64, 4)),
         (4096, 57344, 8192, (128, 128, 64, 4)),
         (2048, 8192, 28672, (128, 128, 64, 4)),
-        (4096, 2560, 6912, (128, 128, 64, 4)),
-        (512, 57344, 8192, (64, 256, 64, 8)),  # 257-512 tokens: the large tile stays
+        (4096, 3840, 2560, (128, 128, 64, 4)),
+        (4096, 2560, 6912, (64, 256, 64, 8)),
+        (1024, 57344, 8192, (64, 256, 64, 8)),  # large layers at 257-1024 tokens: the large tile stays
         (1024, 2560, 6912, (64, 128, 64, 4)),  # small layers at <= 1024 tokens: v12's rule
     ],
 )

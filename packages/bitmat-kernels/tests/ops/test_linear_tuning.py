@@ -12,7 +12,10 @@ from bitmat_kernels.ops.linear.configs import DecodeConfig, GemmConfig
 pytestmark = pytest.mark.usefixtures("triton_backend")
 
 N, K = 64, 96
-SMALL = {"gemm": [(16, 32, 32, 4, 1), (16, 64, 32, 4, 1)], "decode": [(8, 8), (4, 8), (4, 64)]}  # 64 words: wider than a row, left out
+SMALL = {
+    "gemm": [(16, 32, 32, 4, 1), (16, 64, 32, 4, 1)],
+    "decode": [(8, 8), (4, 8), (4, 64)],
+}  # 64 words: wider than a row, left out
 
 
 @pytest.fixture(autouse=True)
@@ -149,9 +152,11 @@ def test_a_shape_entry_wins_over_a_sweep_override():
         ('{"format": "other"}', "not a file written by save_tuned_configs"),
         ('{"format": "bitmat-kernels tuned configs", "version": 99}', "has version 99"),
         ('{"format": "bitmat-kernels tuned configs", "version": 1, "entries": [{"kind": "gemm"}]}', "entry 0"),
-        ('{"format": "bitmat-kernels tuned configs", "version": 1, "entries": [{"kind": "dequant", "gpu": "H100", '
-         '"fmt": "ternary", "a8": false, "m_bucket": 512, "n": 8, "k": 8, "x_bytes": 2, "config": "yes"}]}',
-         "true or false"),
+        (
+            '{"format": "bitmat-kernels tuned configs", "version": 1, "entries": [{"kind": "dequant", "gpu": "H100", '
+            '"fmt": "ternary", "a8": false, "m_bucket": 512, "n": 8, "k": 8, "x_bytes": 2, "config": "yes"}]}',
+            "true or false",
+        ),
     ],
 )
 def test_load_rejects_other_files(tmp_path, content, match):
