@@ -62,3 +62,34 @@ def test_generation_paths_agree_on_gpu():
         assert_greedy_under_reference(model, ids, tokens)
     # the first new token comes from the same prefill on every path
     assert torch.equal(graphed[:, ids.shape[1]], ref[:, ids.shape[1]])
+
+
+def test_bitmat_tune_on_the_gpu(tmp_path, capsys):
+    """`bitmat tune` for real: a saved model's layer shapes tuned on this GPU and written to a file that
+    load_tuned_configs reads back; A8 logits do not change with the tuned tiles (integer sums are exact)."""
+    import json
+
+    from bitmat_hf import cli
+    from bitmat_kernels.ops.linear import configs
+    from transformers import AutoModelForCausalLM
+
+    folder, out = tmp_path / "packed", tmp_path / "tuned.json"
+    bitmat_hf.convert_hf_model(make_model("llama", vocab_size=384), show_progress=False).save_pretrained(folder)
+    configs.clear_tuned_configs()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(folder)).cuda().eval()
+        ids = input_ids(batch=1, length=16).cuda()
+        with torch.no_grad():
+            before = model(ids).logits
+        args = ["--no-progress", "tune", str(folder), "--out", str(out), "--batch-sizes", "1,16", "--budget-ms", "5"]
+        assert cli.main(args) == 0
+        assert "layer shapes on" in capsys.readouterr().out
+        entries = json.loads(out.read_text())["entries"]
+        assert entries and all(e["gpu"] == configs.gpu_key(torch.device("cuda")) for e in entries)
+        configs.clear_tuned_configs()
+        assert configs.load_tuned_configs(out) == len(entries)
+        with torch.no_grad():
+            after = model(ids).logits
+        torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+    finally:
+        configs.clear_tuned_configs()

@@ -12,9 +12,11 @@ from collections import defaultdict
 
 
 def tile_name(cfg: dict) -> str:
-    """BMxBNxBKPxWARPSxSTAGES and the split-K factor, as gpu_sweep.py --gemm-tiles spells a tile."""
+    """BMxBNxBKPxWARPSxSTAGES and the split-K factor, as gpu_sweep.py --gemm-tiles spells a tile, and the weight
+    decode (code pairs or bytes) where the record names it."""
     dims = (cfg["block_m"], cfg["block_n"], cfg["block_kp"], cfg["num_warps"], cfg["num_stages"])
-    return "x".join(str(d) for d in dims) + f" split {cfg['split_k']}"
+    decode = {True: " pairs", False: " bytes"}.get(cfg.get("code_pairs"), "")
+    return "x".join(str(d) for d in dims) + f" split {cfg['split_k']}" + decode
 
 
 def summarise(lines: list[str], top: int) -> list[str]:

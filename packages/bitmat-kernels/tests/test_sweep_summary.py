@@ -28,3 +28,9 @@ def test_fastest_tiles_first_with_rules_and_dequant_beside():
     assert out[1] == "4096x4096 M=256: cuBLAS 19.0 us, auto 20.0 (x0.95), dequant 30.0"
     assert len(out) == 3
     assert out[2].split() == ["64x128x32x8x4", "split", "2", "19.0", "us", "x1.00", "NOT", "REPEATABLE"]
+
+
+def test_the_weight_decode_is_named_where_recorded():
+    assert sweep_summary.tile_name(_cfg(128)) == "128x128x32x8x4 split 1"
+    assert sweep_summary.tile_name({**_cfg(128), "code_pairs": True}) == "128x128x32x8x4 split 1 pairs"
+    assert sweep_summary.tile_name({**_cfg(128), "code_pairs": False}) == "128x128x32x8x4 split 1 bytes"

@@ -205,12 +205,15 @@ def test_binary_a8_large_m_tiles(gpu_rules):
 
 @pytest.mark.parametrize(
     ("m", "n", "k", "tile"),
-    [  # v18 cmd4-5 (H100 bench): 128 x 128 x 64 on 4 warps beyond 1024 tokens, but on 2560-row layers
+    [  # v18 (H100 bench): 128 x 128 x 64 on 4 warps beyond 1024 tokens, but on 2560-row layers and K-heavy
+        # ones beyond 4096
         (2048, 28672, 4096, (128, 128, 64, 4)),
         (4096, 57344, 8192, (128, 128, 64, 4)),
         (2048, 8192, 28672, (128, 128, 64, 4)),
         (4096, 3840, 2560, (128, 128, 64, 4)),
         (4096, 2560, 6912, (64, 256, 64, 8)),
+        (8192, 8192, 28672, (64, 256, 64, 8)),  # K-heavy beyond 4096 tokens: the large tile
+        (8192, 28672, 4096, (128, 128, 64, 4)),
         (1024, 57344, 8192, (64, 256, 64, 8)),  # large layers at 257-1024 tokens: the large tile stays
         (1024, 2560, 6912, (64, 128, 64, 4)),  # small layers at <= 1024 tokens: v12's rule
     ],

@@ -457,11 +457,12 @@ def gemm_config(m: int, n: int, k: int, fmt: str, a8: bool, device: torch.device
         split_k = _split_k(tiles, kp, bkp, waves * sms, min_steps, most=8)
     elif m > 256:
         bm, bn, bkp, warps, stages = 64, 256, 64, 8, 3  # best at M = 4096 on all 8 shapes of the v5 sweep
-        if a8 and fmt == "ternary" and m > 1024 and n > 2560:
-            # v18 cmd4-5 (H100 bench, quantization included): 128 x 128 x 64 on 4 warps beyond 1024 tokens, 2-6%
-            # faster than 64 x 256 (M=4096: 28672x4096 828 -> 788 us, 57344x8192 3023 -> 2899, 8192x28672 1616 ->
-            # 1568, 13824x2560 291 -> 275, 6144x4096 203 -> 195). Not at 1024 tokens (57344x8192 788 -> 880,
-            # 10240x8192 158 -> 175) nor on 2560-row layers (2560x6912 M=4096 155 -> 167).
+        if a8 and fmt == "ternary" and m > 1024 and n > 2560 and (m <= 4096 or k < 2.5 * n):
+            # v18 (H100 bench, quantization included): 128 x 128 x 64 on 4 warps beyond 1024 tokens, 2-7% faster
+            # than 64 x 256 (published run, M=4096: 28672x4096 828 -> 782 us, 57344x8192 3023 -> 2956, 8192x28672
+            # 1616 -> 1585, 13824x2560 291 -> 275; M=8192 8192x8192 988 -> 920). Not at 1024 tokens (cmd5:
+            # 57344x8192 788 -> 880, 10240x8192 158 -> 175), on 2560-row layers (2560x6912 M=4096 155 -> 167) nor on
+            # K-heavy ones beyond 4096 tokens (8192x28672 M=8192 3323 -> 3481).
             bm, bn, bkp, warps, stages = 128, 128, 64, 4, 3
         elif a8 and fmt == "ternary" and m <= 1024 and n * k < 64 * 2**20:
             # Small and mid ternary layers at M = 257-1024 (H100 sweep, NOTES.md v12): 128 x 128 tiles on 4 warps,
