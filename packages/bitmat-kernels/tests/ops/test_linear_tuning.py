@@ -112,6 +112,24 @@ def test_a_failing_or_different_candidate_is_skipped(monkeypatch, caplog):
     assert "gave a different result" in caplog.text
 
 
+def test_a_candidate_that_cannot_be_timed_is_skipped(monkeypatch, caplog):
+    packed, scale = _layer()
+    _fake_timer(monkeypatch, lambda c: c.block_n == 64)
+    fake = tuning._time_us
+
+    def capture_fails_for_64(fn, device, budget_ms):
+        us = fake(fn, device, budget_ms)
+        if us == 1.0:  # the favoured config: as if graph capture refused it
+            raise RuntimeError("operation not permitted when stream is capturing")
+        return us
+
+    monkeypatch.setattr(tuning, "_time_us", capture_fails_for_64)
+    tiles = {"gemm": [(16, 64, 32, 4, 1), (16, 128, 32, 4, 1)]}
+    (rec,) = bk.tune_linear(packed, scale, in_features=K, batch_sizes=[4], tiles=tiles)
+    assert rec["config"].block_n != 64 and rec["candidates"] == 2
+    assert "could not be timed" in caplog.text
+
+
 def test_save_load_round_trip_and_env_variable(tmp_path, monkeypatch):
     device = torch.device("cpu")
     gemm = GemmConfig(16, 64, 32, num_warps=4, num_stages=2, split_k=2)

@@ -218,7 +218,10 @@ def tune_linear(
                 elif not _matches(y, want, exact=int8):
                     logger.warning("%s %dx%d M=%d: %s gave a different result; skipped", fn, n, k, m, cfg)
                     continue
-                timed.append((_time_us(call, device, budget_ms), cfg))
+                try:
+                    timed.append((_time_us(call, device, budget_ms), cfg))
+                except Exception as err:  # e.g. a config that runs eagerly but not under CUDA-graph capture
+                    logger.warning("%s %dx%d M=%d: %s could not be timed (%s); skipped", fn, n, k, m, cfg, err)
         finally:
             _GEMM_FALLBACK.clear()
             _GEMM_FALLBACK.update(fallbacks)
