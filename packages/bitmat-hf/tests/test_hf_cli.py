@@ -158,5 +158,6 @@ def test_tune_runs_tune_kernels_on_the_fused_model_and_saves(tmp_path, monkeypat
     assert seen["shapes"]  # q/k/v and gate/up fused before tuning
     text = capsys.readouterr().out
     assert "96x32 W1.58A8" in text and "3.5" in text and "1 configs for 1 layer shapes on Fake GPU" in text
+    assert "16x64x128 w4 s3 split 1" in text  # the config as tune_linear describes it
     saved = json.loads(out.read_text())
     assert saved["entries"][0]["gpu"] == "Fake GPU" and saved["entries"][0]["config"]["block_kp"] == 128

@@ -359,6 +359,7 @@ def _load_causal_lm(folder: Path, device: str | None, bitnet: bool, verb: str):
 def cmd_tune(args) -> int:
     import bitmat_kernels as bk
     import torch
+    from bitmat_kernels.ops.linear.tuning import describe_config
     from bitmat_nn import tune_kernels
 
     from .bitnet import is_bitnet_checkpoint
@@ -391,11 +392,10 @@ def cmd_tune(args) -> int:
     for (n, k, bits, act), records in results.items():
         shape = f"{n}x{k} W{bits}A{act or 16}"
         for r in records:
-            cfg = r["config"]
-            text = "-" if cfg is None else ", ".join(f"{key}={value}" for key, value in vars(cfg).items())
+            text = "-" if r["config"] is None else describe_config(r["config"])
             us = "-" if r["us"] is None else f"{r['us']:.1f}"
             rule = "-" if r["rule_us"] is None else f"{r['rule_us']:.1f}"
-            lines.append(f"{shape:<22} {r['m']:>5}  {r['path']:<8} {text[:40]:<40} {us:>9} {rule:>9}")
+            lines.append(f"{shape:<22} {r['m']:>5}  {r['path']:<8} {text:<40} {us:>9} {rule:>9}")
     lines.append(f"{saved} configs for {len(results)} layer shapes on {torch.cuda.get_device_name(device)} -> {out}")
     lines.append(f"use them with BITMAT_KERNELS_TUNED_CONFIGS={out} or bitmat_kernels.load_tuned_configs()")
     sys.stdout.write("\n".join(lines) + "\n")

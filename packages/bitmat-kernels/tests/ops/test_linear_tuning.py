@@ -262,3 +262,9 @@ def test_a_bad_env_file_fails_every_call_with_the_variable_named(tmp_path, monke
     for _ in range(2):
         with pytest.raises(ValueError, match="BITMAT_KERNELS_TUNED_CONFIGS=.*missing.json"):
             configs.gemm_config(4, N, K, "ternary", True, torch.device("cpu"))
+
+
+def test_configs_are_described_in_a_few_words():
+    assert tuning.describe_config(GemmConfig(128, 128, 32, num_warps=8, num_stages=3)) == "128x128x32 w8 s3 split 1"
+    gemv = DecodeConfig(block_n=16, block_w=128, num_warps=4, num_stages=1, fused_quant=False)
+    assert tuning.describe_config(gemv) == "GEMV 16 rows x 128 words w4 s1"

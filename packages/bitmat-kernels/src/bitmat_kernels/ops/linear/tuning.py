@@ -10,7 +10,6 @@ on, and shapes far from the ones they were.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import statistics
 import time
@@ -250,13 +249,15 @@ def tune_linear(
         dequant_us = "" if rec["dequant_us"] is None else f", dequantize + cuBLAS {rec['dequant_us']:.1f} us"
         logger.info(
             "%s %dx%d %s a%s M=%d (%s): %s %.1f us, rules %s us, %d candidates%s",
-            fn, n, k, fmt, activation_bits or 16, m, rec["path"], _describe(best), best_us, rule_us, len(timed),
+            fn, n, k, fmt, activation_bits or 16, m, rec["path"], describe_config(best), best_us, rule_us, len(timed),
             dequant_us,
         )  # fmt: skip
     return records
 
 
-def _describe(cfg) -> str:
+def describe_config(cfg) -> str:
+    """A launch config in a few words, as tune_linear logs it and `bitmat tune` prints it."""
     if isinstance(cfg, GemmConfig):
         return f"{cfg.block_m}x{cfg.block_n}x{cfg.block_kp} w{cfg.num_warps} s{cfg.num_stages} split {cfg.split_k}"
-    return ", ".join(f"{f.name}={getattr(cfg, f.name)}" for f in dataclasses.fields(cfg))
+    fused = ", fused quantization" if cfg.fused_quant else ""
+    return f"GEMV {cfg.block_n} rows x {cfg.block_w} words w{cfg.num_warps} s{cfg.num_stages}{fused}"
