@@ -137,6 +137,36 @@ def test_torch_compile_fullgraph_inductor(activation_bits):
     torch.testing.assert_close(compiled(x), f(x))
 
 
+@pytest.mark.parametrize(("m", "k", "chunks"), [(4096, 4096, 4), (2100, 36864, 3)])  # K > 32768: two-pass rows
+def test_chunked_a8_gemm_on_gpu(monkeypatch, m, k, chunks):
+    """Large-M A8 in chunks, each quantizer beside the GEMM before it (PDL on Hopper): the same bits as one
+    quantizer and one GEMM, and as a graph replay."""
+    import bitmat_kernels.ops.linear.kernel as kernel
+
+    n = 384
+    packed, scale = layer(n, k, 1.58)
+    x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+    x[5, 1] = float("nan")
+
+    def f(x):
+        return bk.bitmat_linear(x, packed, scale, in_features=k)
+
+    monkeypatch.setattr(kernel, "a8_chunks", lambda *a: 1)
+    whole = f(x)
+    monkeypatch.setattr(kernel, "a8_chunks", lambda *a: chunks)
+    assert torch.equal(f(x).nan_to_num(), whole.nan_to_num()) and f(x).isnan().sum() == n
+    graph = torch.cuda.CUDAGraph()
+    f(x)
+    with torch.cuda.graph(graph):
+        out = f(x)
+    for _ in range(3):
+        x.normal_()
+        graph.replay()
+        monkeypatch.setattr(kernel, "a8_chunks", lambda *a: 1)
+        assert torch.equal(out, f(x))
+        monkeypatch.setattr(kernel, "a8_chunks", lambda *a: chunks)
+
+
 @pytest.mark.parametrize("activation_bits", [8, None])
 @pytest.mark.parametrize("m", [1, 4, 64])
 def test_cuda_graph_capture(m, activation_bits):

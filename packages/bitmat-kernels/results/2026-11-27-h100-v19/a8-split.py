@@ -13,7 +13,7 @@ def replay_us(fn):
     torch.cuda.current_stream().wait_stream(s)
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g): fn()
-    return triton.testing.do_bench(g.replay, warmup=25, rep=200)
+    return 1000 * triton.testing.do_bench(g.replay, warmup=25, rep=200)  # ms -> us
 
 print(torch.cuda.get_device_name(), torch.__version__, triton.__version__, flush=True)
 out = open(os.path.join(os.environ["OUT"], "a8-split.jsonl"), "w")

@@ -280,6 +280,52 @@ def test_gemm_split_k_matches_oracle(triton_backend, monkeypatch, split_k, weigh
     assert len(finishes) == 2, "split-K did not run"
 
 
+@pytest.mark.parametrize("weight_bits", [1.58, 1])
+def test_chunked_a8_gemm_equals_one_chunk(triton_backend, monkeypatch, weight_bits):
+    """Large-M A8 quantizes and multiplies its tokens in chunks (a8_chunks), the later quantizers looping over
+    their tokens with fewer programs than tokens: the same bits as one quantizer and one GEMM."""
+    import bitmat_kernels.ops.linear.kernel as kernel
+    from bitmat_kernels.ops.linear.configs import GemmConfig
+
+    cfg = GemmConfig(16, 32, 32, num_warps=4, num_stages=1)
+    monkeypatch.setattr(kernel, "gemm_config", lambda *a, **kw: cfg)
+    m, n, k = 45, 40, 72  # chunks of 16, 16 and 13 tokens
+    gen = torch.Generator().manual_seed(5)
+    packed, scale = make_layer(n, k, weight_bits, per_channel=True, gen=gen)
+    x = torch.randn(m, k, generator=gen).to(torch.bfloat16)
+    x[7, 3] = float("nan")  # a poisoned token stays in its own row, whichever chunk holds it
+    bias = torch.randn(n, generator=gen)
+    fmt = "ternary" if weight_bits == 1.58 else "binary"
+    whole = kernel.linear_triton(x, packed, scale, k, fmt, 8, bias, path="gemm")
+    calls = []
+    real_quantize = kernel.quantize_activations_triton
+
+    def spy_quantize(x, eps, **kw):
+        calls.append((x.shape[0], kw.get("behind", 0)))
+        return real_quantize(x, eps, **kw)
+
+    monkeypatch.setattr(kernel, "quantize_activations_triton", spy_quantize)
+    monkeypatch.setattr(kernel, "a8_chunks", lambda *a: 3)
+    chunked = kernel.linear_triton(x, packed, scale, k, fmt, 8, bias, path="gemm")
+    assert calls == [(16, 0), (16, 4), (13, 4)]
+    assert torch.equal(chunked.isnan(), whole.isnan()) and chunked.isnan().sum() == n
+    assert torch.equal(chunked.nan_to_num(), whole.nan_to_num())
+    ok = ~x.isnan().any(dim=1)
+    ref = oracle(x[ok], packed, scale, k, weight_bits, 8, bias)
+    assert_close_to_oracle(chunked[ok], ref, torch.bfloat16)
+
+
+def test_a8_chunks_rule():
+    from bitmat_kernels.ops.linear.configs import GemmConfig
+    from bitmat_kernels.ops.linear.kernel import A8_CHUNK_MIN_M, A8_CHUNKS, a8_chunks
+
+    cfg = GemmConfig(128, 128, 64)
+    assert a8_chunks(A8_CHUNK_MIN_M, 4096, 4096, cfg, pdl=True) == A8_CHUNKS
+    assert a8_chunks(A8_CHUNK_MIN_M - 1, 4096, 4096, cfg, pdl=True) == 1
+    assert a8_chunks(8192, 4096, 4096, cfg, pdl=False) == 1  # the overlap needs programmatic dependent launch
+    assert a8_chunks(8192, 4096, 4096, GemmConfig(128, 128, 64, split_k=2), pdl=True) == 1
+
+
 @pytest.mark.parametrize("per_channel", [True, False])
 @pytest.mark.parametrize("weight_bits", [1.58, 1])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -125,8 +125,13 @@ def lower_all_launches(dtype, weight_bits, activation_bits, m, split_k, pdl=Fals
         from bitmat_kernels.ops.quantize.kernel import _quantize_activations_kernel
 
         q_args = (torch.zeros(m, 256, dtype=dtype), torch.zeros(m, 256, dtype=torch.int8), torch.zeros(m),
-                  torch.zeros(m, dtype=torch.int32), 256, 1e-5)  # fmt: skip
+                  torch.zeros(m, dtype=torch.int32), m, 256, 1e-5)  # fmt: skip
         lower(_quantize_activations_kernel, q_args, dict(BLOCK_K=256, WRITE_SUM=False, ONE_BLOCK=True, GDC=True))
+        # a later chunk's quantizer of a chunked A8 GEMM: lets the next GEMM launch, then waits for the one before
+        ir_text = lower(_quantize_activations_kernel, q_args, dict(BLOCK_K=256, WRITE_SUM=True, GDC=True, BEHIND=True))
+        launch = ir_text.find("launch_dependents")
+        wait = max(ir_text.find("grid_dependency_wait"), ir_text.find("griddepcontrol.wait"))  # Triton >= 3.7 / 3.6
+        assert 0 <= launch < ir_text.find("scf.for") < wait, ir_text[:3000]
     for fn, args, kwargs in launches:
         ir_text = lower(fn, args, kwargs)
         if kwargs.get("CODE_PAIRS"):  # each slice pair picked its own decoding PTX

@@ -352,9 +352,12 @@ def _bitmat_gemm_kernel(
     WARP_SPEC: tl.constexpr = False,  # Triton's automatic warp specialization of the K loop (an experiment)
     CODE_PAIRS: tl.constexpr = False,  # weight-only bf16/fp16: w_ptr is int16 [N, KP / 2], code_pairs_as_halves decodes
     PLANES: tl.constexpr = False,  # A8 on activation_planes: x rows 4 m + p, x_scale_ptr the M // 4 tokens' steps
+    LAUNCH_NEXT: tl.constexpr = False,  # with GDC: let the next kernel (the next chunk's quantizer) start now
 ):
     if GDC:
         tl.extra.cuda.gdc_wait()
+        if LAUNCH_NEXT:
+            tl.extra.cuda.gdc_launch_dependents()
     pid = tl.program_id(0)
     pid_k = tl.program_id(1)
     num_m = tl.cdiv(M, BLOCK_M)
@@ -744,7 +747,9 @@ def _code_pairs_ok(cfg: GemmConfig, packed: torch.Tensor, x_dtype: torch.dtype) 
     )
 
 
-def _launch_gemm(cfg: GemmConfig, args: tuple, x_dtype: torch.dtype, common: dict, pdl: bool = False) -> None:
+def _launch_gemm(
+    cfg: GemmConfig, args: tuple, x_dtype: torch.dtype, common: dict, pdl: bool = False, launch_next: bool = False
+) -> None:
     if not common["A8"]:
         # weight-only: the row sums (and the weights' view) depend on the decode
         x2, packed, kp = args[0], args[3], args[10]
@@ -773,6 +778,7 @@ def _launch_gemm(cfg: GemmConfig, args: tuple, x_dtype: torch.dtype, common: dic
         FAST_CVT=fast_cvt,
         ws_ptr=ws,
         GDC=pdl,
+        **({"LAUNCH_NEXT": True} if launch_next else {}),
         **({"WARP_SPEC": True} if cfg.warp_specialize else {}),
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
@@ -958,23 +964,65 @@ def linear_triton(
             **common,
         )
     else:
+        cfg = gemm_config(m, n, k, fmt, a8, x.device, x_bytes=x.element_size())
+        key = (cfg, bits, a8, x.dtype, bias is not None, x.device.index)
+        cfg = _GEMM_FALLBACK.get(key, cfg)
+        chunks = a8_chunks(m, n, k, cfg, pdl) if a8 and quantized is None else 1
+        if chunks > 1:
+            _chunked_a8_gemm(x2, chunks, eps, cfg, key, (packed, w_scale, bias_arg), y, k, w_scale_stride, common, pdl)
+            return y.reshape(*x.shape[:-1], n)
         if a8 and quantized is not None:
             xq, x_scale, row_sum = quantized.values.reshape(m, k), quantized.scale, quantized.row_sum
         elif a8:
             xq, x_scale, row_sum = quantize_activations_triton(x2, eps, with_sum=True, pdl=pdl)
         else:
             xq, x_scale, row_sum = x2, w_scale, None  # weight-only: _launch_gemm computes what its decode needs
-        cfg = gemm_config(m, n, k, fmt, a8, x.device, x_bytes=x.element_size())
         args = (xq, x_scale, row_sum, packed, w_scale, bias_arg, y, m, n, k, kp, w_scale_stride)
-        key = (cfg, bits, a8, x.dtype, bias is not None, x.device.index)
-        cfg = _GEMM_FALLBACK.get(key, cfg)
-        try:
-            _launch_gemm(cfg, args, x.dtype, common, pdl)
-        except _CONFIG_ERRORS as err:
-            # A config this GPU or Triton version cannot run (too much shared memory, or PTX it
-            # rejects): fall back to plain conversions and a small tile, say so once, remember.
-            safe = dataclasses.replace(SAFE_GEMM, split_k=cfg.split_k)
-            logger.warning("bitmat_linear: GEMM config %s failed (%s); using %s", cfg, type(err).__name__, safe)
-            _GEMM_FALLBACK[key] = safe
-            _launch_gemm(safe, args, x.dtype, common, pdl)
+        _launch_gemm_or_fall_back(cfg, key, args, x.dtype, common, pdl)
     return y.reshape(*x.shape[:-1], n)
+
+
+def _launch_gemm_or_fall_back(cfg, key, args, x_dtype, common, pdl, launch_next=False) -> None:
+    try:
+        _launch_gemm(cfg, args, x_dtype, common, pdl, launch_next)
+    except _CONFIG_ERRORS as err:
+        # A config this GPU or Triton version cannot run (too much shared memory, or PTX it
+        # rejects): fall back to plain conversions and a small tile, say so once, remember.
+        safe = dataclasses.replace(SAFE_GEMM, split_k=cfg.split_k)
+        logger.warning("bitmat_linear: GEMM config %s failed (%s); using %s", cfg, type(err).__name__, safe)
+        _GEMM_FALLBACK[key] = safe
+        _launch_gemm(safe, args, x_dtype, common, pdl, launch_next)
+
+
+def _chunked_a8_gemm(x2, chunks, eps, cfg, key, weights, y, k, w_scale_stride, common, pdl) -> None:
+    """A8 GEMM over `chunks` slices of the tokens, each chunk's quantizer running beside the GEMM of the chunk
+    before (a8_chunks): quantize 0, GEMM 0, quantize 1, GEMM 1, ..., all launched with PDL. Only the first
+    quantizer's time is not hidden. Every GEMM but the last lets the next kernel launch once its tiles are
+    resident; the last does not, so a kernel after this op cannot take SM slots while it runs."""
+    m = x2.shape[0]
+    n, kp = weights[0].shape
+    step = triton.cdiv(triton.cdiv(m, chunks), cfg.block_m) * cfg.block_m
+    sms = torch.cuda.get_device_properties(x2.device).multi_processor_count if x2.is_cuda else 2
+    behind = A8_BEHIND_PER_SM * sms
+    for i, r0 in enumerate(range(0, m, step)):
+        r1 = min(m, r0 + step)
+        xq, x_scale, row_sum = quantize_activations_triton(
+            x2[r0:r1], eps, with_sum=True, pdl=pdl, behind=behind if i else 0
+        )
+        args = (xq, x_scale, row_sum, *weights, y[r0:r1], r1 - r0, n, k, kp, w_scale_stride)
+        _launch_gemm_or_fall_back(cfg, key, args, x2.dtype, common, pdl, launch_next=pdl and r1 < m)
+
+
+# Large-M A8 calls split their tokens into this many chunks (_chunked_a8_gemm) from A8_CHUNK_MIN_M tokens.
+A8_CHUNKS = 4
+A8_CHUNK_MIN_M = 2048
+# programs a SM of each later chunk's quantizer
+A8_BEHIND_PER_SM = 2
+
+
+def a8_chunks(m: int, n: int, k: int, cfg: GemmConfig, pdl: bool) -> int:
+    """How many chunks an A8 GEMM of M tokens quantizes and multiplies in (1: one quantizer, then one GEMM). The
+    overlap needs programmatic dependent launch; split-K GEMMs (small M) keep one chunk."""
+    if not pdl or cfg.split_k > 1 or m < A8_CHUNK_MIN_M:
+        return 1
+    return A8_CHUNKS

@@ -113,20 +113,9 @@ def round_to(v, out_dtype: tl.constexpr):
 
 
 @triton.jit
-def _quantize_activations_kernel(
-    x_ptr,  # float [M, K]
-    xq_ptr,  # int8 [M, K]
-    scale_ptr,  # float32 [M]
-    sum_ptr,  # int32 [M]: sum of each token's codes (for the matmul's offset), if WRITE_SUM
-    K,
-    eps,
-    BLOCK_K: tl.constexpr,
-    WRITE_SUM: tl.constexpr,
-    ONE_BLOCK: tl.constexpr = False,  # K <= BLOCK_K
-    GDC: tl.constexpr = False,  # launched with programmatic dependent launch, and so is the kernel after it
-):
-    start_after_writer(GDC)
-    row = tl.program_id(0).to(tl.int64)
+def quantize_token(x_ptr, xq_ptr, scale_ptr, sum_ptr, row, K, eps, BLOCK_K: tl.constexpr, WRITE_SUM: tl.constexpr,
+                   ONE_BLOCK: tl.constexpr):  # fmt: skip
+    """One token (row, int64) of _quantize_activations_kernel."""
     x_row = x_ptr + row * K
     if ONE_BLOCK:
         # the whole row in registers: one read of x, no second trip to memory (a decode step's
@@ -143,6 +132,40 @@ def _quantize_activations_kernel(
     tl.store(scale_ptr + row, scale)
 
 
+@triton.jit
+def _quantize_activations_kernel(
+    x_ptr,  # float [M, K]
+    xq_ptr,  # int8 [M, K]
+    scale_ptr,  # float32 [M]
+    sum_ptr,  # int32 [M]: sum of each token's codes (for the matmul's offset), if WRITE_SUM
+    M,
+    K,
+    eps,
+    BLOCK_K: tl.constexpr,
+    WRITE_SUM: tl.constexpr,
+    ONE_BLOCK: tl.constexpr = False,  # K <= BLOCK_K
+    GDC: tl.constexpr = False,  # launched with programmatic dependent launch, and so is the kernel after it
+    BEHIND: tl.constexpr = False,  # a later chunk of a chunked A8 GEMM: see below
+):
+    if not BEHIND:
+        start_after_writer(GDC)
+        quantize_token(x_ptr, xq_ptr, scale_ptr, sum_ptr, tl.program_id(0).to(tl.int64), K, eps, BLOCK_K, WRITE_SUM,
+                       ONE_BLOCK)  # fmt: skip
+    else:
+        # Chunk c + 1's tokens while chunk c's GEMM runs (linear_triton, a8_chunks): that GEMM lets this kernel
+        # launch once all its tiles are resident, and x was complete before it started, so there is nothing to wait
+        # for. A grid of a few programs a SM, each looping over tokens, fits beside the GEMM's tiles. The wait at
+        # the end makes this kernel finish after that GEMM, so the chain of waits stays unbroken: the next GEMM
+        # waits for this kernel, and whatever follows the last GEMM waits for all of them.
+        if GDC:
+            tl.extra.cuda.gdc_launch_dependents()
+        for row in range(tl.program_id(0), M, tl.num_programs(0)):
+            quantize_token(x_ptr, xq_ptr, scale_ptr, sum_ptr, tl.cast(row, tl.int64), K, eps, BLOCK_K, WRITE_SUM,
+                           ONE_BLOCK)  # fmt: skip
+        if GDC:
+            tl.extra.cuda.gdc_wait()
+
+
 def num_warps_for(block: int) -> int:
     """Warps of one row's program: 32 values a thread up to 16384 features, 64 above (measured faster than 32
     warps at 32768, NOTES.md v12)."""
@@ -156,11 +179,13 @@ MAX_ONE_READ = 32768
 
 
 def quantize_activations_triton(
-    x: torch.Tensor, eps: float, with_sum: bool = False, pdl: bool = False
+    x: torch.Tensor, eps: float, with_sum: bool = False, pdl: bool = False, behind: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x_q, scale) like the reference; with_sum=True also returns each token's int32 sum of codes.
     pdl (Hopper and newer): launch with programmatic dependent launch, so this kernel is resident before the one
-    that writes x has finished; the next kernel must be launched the same way and wait for this one's output."""
+    that writes x has finished; the next kernel must be launched the same way and wait for this one's output.
+    behind > 0: run as `behind` programs looping over the tokens, beside the GEMM launched just before, which must
+    not read this call's output (_quantize_activations_kernel's BEHIND)."""
     k = x.shape[-1]
     flat = x.reshape(-1, k)
     m = flat.shape[0]
@@ -170,9 +195,9 @@ def quantize_activations_triton(
     if m:
         block = min(triton.next_power_of_2(max(k, 16)), MAX_ONE_READ)
         warps = num_warps_for(block)
-        _quantize_activations_kernel[(m,)](
-            flat, xq, scale, sums, k, eps, BLOCK_K=block, WRITE_SUM=with_sum, ONE_BLOCK=k <= block,
-            GDC=pdl, num_warps=warps, **({"launch_pdl": True} if pdl else {}),
+        _quantize_activations_kernel[(min(m, behind) if behind else m,)](
+            flat, xq, scale, sums, m, k, eps, BLOCK_K=block, WRITE_SUM=with_sum, ONE_BLOCK=k <= block,
+            GDC=pdl, BEHIND=behind > 0, num_warps=warps, **({"launch_pdl": True} if pdl else {}),
         )  # fmt: skip
     out = xq.view(x.shape), scale.view(*x.shape[:-1], 1)
     return (*out, sums) if with_sum else out
