@@ -1013,16 +1013,20 @@ def _chunked_a8_gemm(x2, chunks, eps, cfg, key, weights, y, k, w_scale_stride, c
         _launch_gemm_or_fall_back(cfg, key, args, x2.dtype, common, pdl, launch_next=pdl and r1 < m)
 
 
-# Large-M A8 calls split their tokens into this many chunks (_chunked_a8_gemm) from A8_CHUNK_MIN_M tokens.
-A8_CHUNKS = 4
-A8_CHUNK_MIN_M = 2048
-# programs a SM of each later chunk's quantizer
+# Tokens a chunk of a chunked A8 GEMM (a8_chunks); quantizer programs a SM beside the GEMM before.
+A8_CHUNK_TOKENS = 512
 A8_BEHIND_PER_SM = 2
 
 
 def a8_chunks(m: int, n: int, k: int, cfg: GemmConfig, pdl: bool) -> int:
-    """How many chunks an A8 GEMM of M tokens quantizes and multiplies in (1: one quantizer, then one GEMM). The
-    overlap needs programmatic dependent launch; split-K GEMMs (small M) keep one chunk."""
-    if not pdl or cfg.split_k > 1 or m < A8_CHUNK_MIN_M:
+    """How many chunks an A8 GEMM of M tokens quantizes and multiplies in (1: one quantizer, then one GEMM).
+
+    Chunks hide all but the first quantizer behind the GEMM (_chunked_a8_gemm), which pays where that pass is a
+    large share: long rows (K >= 2.5 N), where reading bf16 x and writing int8 is ~8% of the call. Each chunk is a
+    GEMM of its own, so its tiles must fill the GPU: 512 tokens on layers of >= 8192 rows make about two programs
+    a SM of 128 x 128. H100 (NOTES.md v19), 8192x28672: M = 2048 852 -> 798 us, 4096 1755 -> 1640; not measured to
+    pay beyond 4096 tokens (another tile there) nor on shorter rows (4096x4096 and 28672x4096: no gain), and chunks
+    of 256 tokens on 64 programs tripled the time."""
+    if not pdl or cfg.split_k > 1 or not (k >= 2.5 * n and n >= 8192 and 2048 <= m <= 4096):
         return 1
-    return A8_CHUNKS
+    return m // A8_CHUNK_TOKENS
