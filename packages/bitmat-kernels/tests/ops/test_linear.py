@@ -320,12 +320,13 @@ def test_a8_chunks_rule():
     from bitmat_kernels.ops.linear.kernel import a8_chunks
 
     cfg = GemmConfig(128, 128, 64)
-    assert a8_chunks(4096, 8192, 28672, cfg, pdl=True) == 8  # 512 tokens a chunk on a long-row layer
-    assert a8_chunks(2048, 8192, 28672, cfg, pdl=True) == 4
-    assert a8_chunks(4096, 8192, 28672, cfg, pdl=False) == 1  # the overlap needs programmatic dependent launch
-    assert a8_chunks(4096, 8192, 28672, GemmConfig(128, 128, 64, split_k=2), pdl=True) == 1
+    assert a8_chunks(4096, 8192, 28672, "ternary", cfg, pdl=True) == 8  # 512 tokens a chunk on a long-row layer
+    assert a8_chunks(2048, 8192, 28672, "ternary", cfg, pdl=True) == 4
+    assert a8_chunks(4096, 8192, 28672, "ternary", cfg, pdl=False) == 1  # the overlap needs PDL
+    assert a8_chunks(4096, 8192, 28672, "binary", cfg, pdl=True) == 1
+    assert a8_chunks(4096, 8192, 28672, "ternary", GemmConfig(128, 128, 64, split_k=2), pdl=True) == 1
     for m, n, k in ((1024, 8192, 28672), (8192, 8192, 28672), (4096, 4096, 14336), (4096, 28672, 4096)):
-        assert a8_chunks(m, n, k, cfg, pdl=True) == 1, (m, n, k)
+        assert a8_chunks(m, n, k, "ternary", cfg, pdl=True) == 1, (m, n, k)
 
 
 @pytest.mark.parametrize("per_channel", [True, False])

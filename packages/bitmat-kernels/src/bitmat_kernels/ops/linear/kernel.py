@@ -967,7 +967,7 @@ def linear_triton(
         cfg = gemm_config(m, n, k, fmt, a8, x.device, x_bytes=x.element_size())
         key = (cfg, bits, a8, x.dtype, bias is not None, x.device.index)
         cfg = _GEMM_FALLBACK.get(key, cfg)
-        chunks = a8_chunks(m, n, k, cfg, pdl) if a8 and quantized is None else 1
+        chunks = a8_chunks(m, n, k, fmt, cfg, pdl) if a8 and quantized is None else 1
         if chunks > 1:
             _chunked_a8_gemm(x2, chunks, eps, cfg, key, (packed, w_scale, bias_arg), y, k, w_scale_stride, common, pdl)
             return y.reshape(*x.shape[:-1], n)
@@ -1018,7 +1018,7 @@ A8_CHUNK_TOKENS = 512
 A8_BEHIND_PER_SM = 2
 
 
-def a8_chunks(m: int, n: int, k: int, cfg: GemmConfig, pdl: bool) -> int:
+def a8_chunks(m: int, n: int, k: int, fmt: str, cfg: GemmConfig, pdl: bool) -> int:
     """How many chunks an A8 GEMM of M tokens quantizes and multiplies in (1: one quantizer, then one GEMM).
 
     Chunks hide all but the first quantizer behind the GEMM (_chunked_a8_gemm), which pays where that pass is a
@@ -1026,7 +1026,7 @@ def a8_chunks(m: int, n: int, k: int, cfg: GemmConfig, pdl: bool) -> int:
     GEMM of its own, so its tiles must fill the GPU: 512 tokens on layers of >= 8192 rows make about two programs
     a SM of 128 x 128. H100 (NOTES.md v19), 8192x28672: M = 2048 852 -> 798 us, 4096 1755 -> 1640; not measured to
     pay beyond 4096 tokens (another tile there) nor on shorter rows (4096x4096 and 28672x4096: no gain), and chunks
-    of 256 tokens on 64 programs tripled the time."""
-    if not pdl or cfg.split_k > 1 or not (k >= 2.5 * n and n >= 8192 and 2048 <= m <= 4096):
+    of 256 tokens on 64 programs tripled the time. Ternary only: binary A8 (its own tiles) read 2% slower there."""
+    if not pdl or fmt != "ternary" or cfg.split_k > 1 or not (k >= 2.5 * n and n >= 8192 and 2048 <= m <= 4096):
         return 1
     return m // A8_CHUNK_TOKENS
