@@ -41,7 +41,6 @@ from ..pack.kernel import unpack_triton
 from ..quantize.kernel import (
     activation_planes_triton,
     quantize_activations_triton,
-    quantize_stream_triton,
     quantize_value,
     token_absmax,
     token_scales,
@@ -354,9 +353,8 @@ def _bitmat_gemm_kernel(
     CODE_PAIRS: tl.constexpr = False,  # weight-only bf16/fp16: w_ptr is int16 [N, KP / 2], code_pairs_as_halves decodes
     PLANES: tl.constexpr = False,  # A8 on activation_planes: x rows 4 m + p, x_scale_ptr the M // 4 tokens' steps
     LAUNCH_NEXT: tl.constexpr = False,  # with GDC: let the next kernel (the next chunk's quantizer) start now
-    flags_ptr=None,  # A8: int32 per token block, tokens quantized so far (_quantize_stream_kernel), or None
 ):
-    if GDC and flags_ptr is None:
+    if GDC:
         tl.extra.cuda.gdc_wait()
         if LAUNCH_NEXT:
             tl.extra.cuda.gdc_launch_dependents()
@@ -370,11 +368,6 @@ def _bitmat_gemm_kernel(
     pid_m = first_m + (pid % group) % group_m
     pid_n = (pid % group) // group_m
 
-    if flags_ptr is not None:
-        # the quantizer is still running: wait until it has finished this tile's tokens
-        need = tl.minimum(M - pid_m * BLOCK_M, BLOCK_M)
-        while tl.atomic_add(flags_ptr + pid_m, 0, sem="acquire", scope="gpu") < need:
-            pass
     rm = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     rn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
     rj = tl.arange(0, BLOCK_KP)
@@ -460,9 +453,6 @@ def _bitmat_gemm_kernel(
         x_scale = 1.0
     y = finish_output(acc, row_sum, x_scale, rn[:, None], N, w_scale_ptr, w_scale_stride, bias_ptr, HAS_BIAS, BITS)
     tl.store(y_ptr + rm[None, :] * N + rn[:, None], y.to(y_ptr.dtype.element_ty), mask=out_mask)
-    if GDC and flags_ptr is not None:
-        # finish after the quantizer, so a kernel that waits for this one also finds that one done
-        tl.extra.cuda.gdc_wait()
 
 
 @triton.jit
@@ -758,13 +748,7 @@ def _code_pairs_ok(cfg: GemmConfig, packed: torch.Tensor, x_dtype: torch.dtype) 
 
 
 def _launch_gemm(
-    cfg: GemmConfig,
-    args: tuple,
-    x_dtype: torch.dtype,
-    common: dict,
-    pdl: bool = False,
-    launch_next: bool = False,
-    flags: torch.Tensor | None = None,
+    cfg: GemmConfig, args: tuple, x_dtype: torch.dtype, common: dict, pdl: bool = False, launch_next: bool = False
 ) -> None:
     if not common["A8"]:
         # weight-only: the row sums (and the weights' view) depend on the decode
@@ -795,7 +779,6 @@ def _launch_gemm(
         ws_ptr=ws,
         GDC=pdl,
         **({"LAUNCH_NEXT": True} if launch_next else {}),
-        **({"flags_ptr": flags} if flags is not None else {}),
         **({"WARP_SPEC": True} if cfg.warp_specialize else {}),
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
@@ -984,14 +967,6 @@ def linear_triton(
         cfg = gemm_config(m, n, k, fmt, a8, x.device, x_bytes=x.element_size())
         key = (cfg, bits, a8, x.dtype, bias is not None, x.device.index)
         cfg = _GEMM_FALLBACK.get(key, cfg)
-        per_sm = a8_stream(m, n, k, fmt, cfg, pdl) if a8 and quantized is None else 0
-        if per_sm:
-            flags = torch.zeros(triton.cdiv(m, cfg.block_m), dtype=torch.int32, device=x.device)
-            sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 1
-            xq, x_scale, row_sum = quantize_stream_triton(x2, eps, flags, cfg.block_m, max(1, int(per_sm * sms)), pdl)
-            args = (xq, x_scale, row_sum, packed, w_scale, bias_arg, y, m, n, k, kp, w_scale_stride)
-            _launch_gemm_or_fall_back(cfg, key, args, x.dtype, common, pdl, flags=flags)
-            return y.reshape(*x.shape[:-1], n)
         chunks = a8_chunks(m, n, k, fmt, cfg, pdl) if a8 and quantized is None else 1
         if chunks > 1:
             _chunked_a8_gemm(x2, chunks, eps, cfg, key, (packed, w_scale, bias_arg), y, k, w_scale_stride, common, pdl)
@@ -1007,16 +982,16 @@ def linear_triton(
     return y.reshape(*x.shape[:-1], n)
 
 
-def _launch_gemm_or_fall_back(cfg, key, args, x_dtype, common, pdl, launch_next=False, flags=None) -> None:
+def _launch_gemm_or_fall_back(cfg, key, args, x_dtype, common, pdl, launch_next=False) -> None:
     try:
-        _launch_gemm(cfg, args, x_dtype, common, pdl, launch_next, flags)
+        _launch_gemm(cfg, args, x_dtype, common, pdl, launch_next)
     except _CONFIG_ERRORS as err:
         # A config this GPU or Triton version cannot run (too much shared memory, or PTX it
         # rejects): fall back to plain conversions and a small tile, say so once, remember.
         safe = dataclasses.replace(SAFE_GEMM, split_k=cfg.split_k)
         logger.warning("bitmat_linear: GEMM config %s failed (%s); using %s", cfg, type(err).__name__, safe)
         _GEMM_FALLBACK[key] = safe
-        _launch_gemm(safe, args, x_dtype, common, pdl, launch_next, flags)
+        _launch_gemm(safe, args, x_dtype, common, pdl, launch_next)
 
 
 def _chunked_a8_gemm(x2, chunks, eps, cfg, key, weights, y, k, w_scale_stride, common, pdl) -> None:
@@ -1036,12 +1011,6 @@ def _chunked_a8_gemm(x2, chunks, eps, cfg, key, weights, y, k, w_scale_stride, c
         )
         args = (xq, x_scale, row_sum, *weights, y[r0:r1], r1 - r0, n, k, kp, w_scale_stride)
         _launch_gemm_or_fall_back(cfg, key, args, x2.dtype, common, pdl, launch_next=pdl and r1 < m)
-
-
-def a8_stream(m: int, n: int, k: int, fmt: str, cfg: GemmConfig, pdl: bool) -> float:
-    """Programs a SM for a streaming quantizer (quantize_stream_triton) whose tokens the A8 GEMM takes block by block
-    while it runs; 0: quantize first, then multiply. An experiment (NOTES.md v19): off."""
-    return 0
 
 
 # Tokens a chunk of a chunked A8 GEMM (a8_chunks); quantizer programs a SM beside the GEMM before.

@@ -17,9 +17,9 @@ def round_half_even(v):
 
 
 @triton.jit
-def nan_aware_max(amax, nan_seen, axis: tl.constexpr = 0):
-    """max of a block of |x| (amax) along axis, NaN if nan_seen marks any NaN (tl.max alone would drop NaN)."""
-    return tl.where(tl.max(nan_seen, axis=axis) > 0, float("nan"), tl.max(amax, axis=axis))
+def nan_aware_max(amax, nan_seen):
+    """max of a block of |x| (amax), NaN if nan_seen marks any NaN (tl.max alone would drop NaN)."""
+    return tl.where(tl.max(nan_seen, axis=0) > 0, float("nan"), tl.max(amax, axis=0))
 
 
 @triton.jit
@@ -164,69 +164,6 @@ def _quantize_activations_kernel(
                            ONE_BLOCK)  # fmt: skip
         if GDC:
             tl.extra.cuda.gdc_wait()
-
-
-@triton.jit
-def _quantize_stream_kernel(
-    x_ptr,  # float [M, K]
-    xq_ptr,  # int8 [M, K]
-    scale_ptr,  # float32 [M]
-    sum_ptr,  # int32 [M]
-    flags_ptr,  # int32 [cdiv(M, BLOCK_M)], zero: tokens done per token block, for the GEMM that reads them
-    M,
-    K,
-    eps,
-    BLOCK_M: tl.constexpr,  # the GEMM's token block
-    ROWS: tl.constexpr,  # tokens a step (divides BLOCK_M), held in registers at once when ONE_BLOCK
-    BLOCK_K: tl.constexpr,
-    ONE_BLOCK: tl.constexpr,
-    GDC: tl.constexpr = False,
-):
-    """quantize_activations with the sums, for a GEMM that starts before this kernel ends (stream_quantized_gemm):
-    a few programs a SM step through the tokens in order, ROWS at a time, and after each step add the tokens done to
-    their token block's flag (release), on which the GEMM's tiles of that block wait (acquire)."""
-    start_after_writer(GDC)
-    rr = tl.arange(0, ROWS)
-    for step in range(tl.program_id(0), tl.cdiv(M, ROWS), tl.num_programs(0)):
-        rows = tl.cast(step, tl.int64) * ROWS + rr
-        ok = rows < M
-        if ONE_BLOCK:
-            offs = tl.arange(0, BLOCK_K)
-            mask = ok[:, None] & (offs[None, :] < K)
-            v = tl.load(x_ptr + rows[:, None] * K + offs[None, :], mask=mask, other=0.0).to(tl.float32)
-            finite, s, scale = token_scales(nan_aware_max(tl.abs(v), (v != v).to(tl.int32), axis=1), eps)
-            q = tl.where(finite[:, None], quantize_value(v, s[:, None]), 0.0).to(tl.int32)
-            tl.store(xq_ptr + rows[:, None] * K + offs[None, :], q.to(tl.int8), mask=mask)
-            tl.store(sum_ptr + rows, tl.sum(q, axis=1), mask=ok)
-            tl.store(scale_ptr + rows, scale, mask=ok)
-        else:  # ROWS == 1: a long row, read twice (absmax, then codes)
-            row = tl.cast(step, tl.int64)
-            quantize_token(x_ptr, xq_ptr, scale_ptr, sum_ptr, row, K, eps, BLOCK_K, True, False)
-        tl.debug_barrier()  # every thread's stores before the flag (the release below is cumulative)
-        first = tl.cast(step, tl.int64) * ROWS
-        tl.atomic_add(flags_ptr + first // BLOCK_M, tl.minimum(M - first, ROWS).to(tl.int32), sem="release",
-                      scope="gpu")  # fmt: skip
-
-
-def quantize_stream_triton(
-    x: torch.Tensor, eps: float, flags: torch.Tensor, block_m: int, programs: int, pdl: bool = False
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(x_q, scale, sums) as quantize_activations_triton(with_sum=True), written by `programs` programs in token
-    order; flags (int32 [cdiv(M, block_m)], zeros) count each token block's finished tokens."""
-    m, k = x.shape
-    xq = torch.empty(x.shape, dtype=torch.int8, device=x.device)
-    scale = torch.empty(m, dtype=torch.float32, device=x.device)
-    sums = torch.empty(m, dtype=torch.int32, device=x.device)
-    block = min(triton.next_power_of_2(max(k, 16)), MAX_ONE_READ)
-    # 32 values a thread (60 registers): on 4 warps beside two 128 x 128 A8 GEMM programs (221 registers x 128
-    # threads each), which leave 8192 registers of a SM's 65536; short rows take several tokens a step
-    rows = max(1, min(block_m, 4096 // block))
-    warps = max(4, min(32, rows * block // 1024))
-    _quantize_stream_kernel[(max(1, min(programs, triton.cdiv(m, rows))),)](
-        x, xq, scale, sums, flags, m, k, eps, BLOCK_M=block_m, ROWS=rows, BLOCK_K=block, ONE_BLOCK=k <= block,
-        GDC=pdl, num_warps=warps, **({"launch_pdl": True} if pdl else {}),
-    )  # fmt: skip
-    return xq, scale.view(m, 1), sums
 
 
 def num_warps_for(block: int) -> int:
