@@ -997,7 +997,7 @@ def _launch_gemm_or_fall_back(cfg, key, args, x_dtype, common, pdl, launch_next=
 def _chunked_a8_gemm(x2, chunks, eps, cfg, key, weights, y, k, w_scale_stride, common, pdl) -> None:
     """A8 GEMM over `chunks` slices of the tokens, each chunk's quantizer running beside the GEMM of the chunk
     before (a8_chunks): quantize 0, GEMM 0, quantize 1, GEMM 1, ..., all launched with PDL. Only the first
-    quantizer's time is not hidden. Every GEMM but the last lets the next kernel launch once its tiles are
+    quantizer runs alone. Every GEMM but the last lets the next kernel launch once its tiles are
     resident; the last does not, so a kernel after this op cannot take SM slots while it runs."""
     m = x2.shape[0]
     n, kp = weights[0].shape
@@ -1021,12 +1021,13 @@ A8_BEHIND_PER_SM = 2
 def a8_chunks(m: int, n: int, k: int, fmt: str, cfg: GemmConfig, pdl: bool) -> int:
     """How many chunks an A8 GEMM of M tokens quantizes and multiplies in (1: one quantizer, then one GEMM).
 
-    Chunks hide all but the first quantizer behind the GEMM (_chunked_a8_gemm), which pays where that pass is a
+    Chunks run all but the first quantizer beside the GEMM (_chunked_a8_gemm), which pays where that pass is a
     large share: long rows (K >= 2.5 N), where reading bf16 x and writing int8 is ~8% of the call. Each chunk is a
     GEMM of its own, so its tiles must fill the GPU: 512 tokens on layers of >= 8192 rows make about two programs
-    a SM of 128 x 128. H100 (NOTES.md v19), 8192x28672: M = 2048 852 -> 798 us, 4096 1755 -> 1640; not measured to
-    pay beyond 4096 tokens (another tile there) nor on shorter rows (4096x4096 and 28672x4096: no gain), and chunks
-    of 256 tokens on 64 programs tripled the time. Ternary only: binary A8 (its own tiles) read 2% slower there."""
+    a SM of 128 x 128. H100, 8192x28672 (NOTES.md v19): bitmat-bench M = 4096 1570 -> 1479 us (chunking off in the
+    processes before and after); one-process sweep M = 2048 852 -> 798, 4096 1755 -> 1640. No gain measured beyond
+    4096 tokens (another tile there) or on shorter rows (4096x4096, 28672x4096), and chunks of 256 tokens, too few
+    programs to fill the GPU, tripled the time. Ternary only: binary A8 (its own tiles) read 2% slower."""
     if not pdl or fmt != "ternary" or cfg.split_k > 1 or not (k >= 2.5 * n and n >= 8192 and 2048 <= m <= 4096):
         return 1
     return m // A8_CHUNK_TOKENS

@@ -154,9 +154,10 @@ def _quantize_activations_kernel(
     else:
         # Chunk c + 1's tokens while chunk c's GEMM runs (linear_triton, a8_chunks): that GEMM lets this kernel
         # launch once all its tiles are resident, and x was complete before it started, so there is nothing to wait
-        # for. A grid of a few programs a SM, each looping over tokens, fits beside the GEMM's tiles. The wait at
-        # the end makes this kernel finish after that GEMM, so the chain of waits stays unbroken: the next GEMM
-        # waits for this kernel, and whatever follows the last GEMM waits for all of them.
+        # for. A small grid looping over the tokens takes the SMs the GEMM's last wave leaves idle (on long rows its
+        # registers do not fit beside two GEMM tiles). The wait at the end makes this kernel finish after that GEMM,
+        # so the chain of waits stays unbroken: the next GEMM waits for this kernel, and whatever follows the last
+        # GEMM waits for all of them.
         if GDC:
             tl.extra.cuda.gdc_launch_dependents()
         for row in range(tl.program_id(0), M, tl.num_programs(0)):
