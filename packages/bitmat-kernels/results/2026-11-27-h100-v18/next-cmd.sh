@@ -1,4 +1,4 @@
-# Not run yet (written after this session's GPU time ran out; NOTES.md v18, "Next"). Set BITMAT_BENCH_GIT_COMMIT to
+# Ran in v19 as results/2026-11-27-h100-v19/cmd1.sh (written after v18's GPU time ran out). Set BITMAT_BENCH_GIT_COMMIT to
 # the literal commit first (the device copy's .git is stale).
 # (a) A8 at 2-16 tokens: tune_linear (cmd3, graph-timed) picked 16 x 64 x 128 on 2 warps, 3 stages over the rules'
 #     4 warps, 4 stages on 28672x4096 by ~0.3-0.9 us (23.4 against 24.3 at M=16, one graph launch included). A8 M=16
