@@ -49,6 +49,7 @@ from .configs import (
     DECODE_MAX_M,
     SAFE_GEMM,
     GemmConfig,
+    _sm_count,
     decode_config,
     gemm_config,
     use_dequant,
@@ -1002,7 +1003,7 @@ def _chunked_a8_gemm(x2, chunks, eps, cfg, key, weights, y, k, w_scale_stride, c
     m = x2.shape[0]
     n, kp = weights[0].shape
     step = triton.cdiv(triton.cdiv(m, chunks), cfg.block_m) * cfg.block_m
-    sms = torch.cuda.get_device_properties(x2.device).multi_processor_count if x2.is_cuda else 2
+    sms = _sm_count(x2.device) if x2.is_cuda else 2
     behind = A8_BEHIND_PER_SM * sms
     for i, r0 in enumerate(range(0, m, step)):
         r1 = min(m, r0 + step)
