@@ -14,7 +14,7 @@ def load(name, path):
 gwo = load("gluon_weight_only", os.path.join(here, "gluon_weight_only.py"))
 sw = load("gpu_sweep", "packages/bitmat-kernels/scripts/gpu_sweep.py")
 out = os.environ.get("OUT", "/tmp")
-rec = open(f"{out}/gluon-weight-only.jsonl", "w")
+rec = open(f"{out}/{os.environ.get('NAME', 'gluon-weight-only')}.jsonl", "w")
 def emit(**d):
     rec.write(json.dumps(d) + "\n"); rec.flush(); print(d, flush=True)
 emit(kind="env", gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__, gluon=gwo.available())
@@ -25,7 +25,16 @@ CFGS = {
     64: [C(64, 64, 32, 4, 4), C(64, 64, 64, 4, 3), C(128, 64, 32, 8, 3), C(128, 64, 64, 8, 2), C(64, 64, 32, 4, 6)],
     128: [C(128, 128, 32, 8, 3), C(64, 128, 32, 4, 4)],
 }
+SWEEP2 = {  # cmd3: wider tiles by token count
+    32: [C(64, 32, 64, 4, 3), C(64, 32, 64, 4, 4), C(64, 32, 128, 4, 2), C(64, 32, 32, 4, 6)],
+    64: [C(64, 64, 64, 4, 3), C(64, 64, 64, 4, 2), C(64, 64, 128, 4, 2), C(64, 64, 64, 4, 4)],
+    128: [C(64, 128, 32, 4, 4), C(128, 128, 32, 8, 3), C(64, 128, 64, 4, 3), C(128, 128, 64, 8, 2)],
+    256: [C(128, 128, 32, 8, 3), C(128, 128, 32, 8, 4), C(128, 128, 64, 8, 2), C(128, 256, 32, 8, 3),
+          C(256, 128, 32, 8, 2), C(256, 128, 32, 8, 3)],
+}
 def cfgs_for(m):
+    if os.environ.get("SWEEP") == "2":
+        return SWEEP2[32 if m <= 32 else 64 if m <= 64 else 128 if m <= 128 else 256]
     bm = 8 if m <= 8 else 16 if m <= 16 else 64 if m <= 64 else 128
     return CFGS[bm]
 gen = torch.Generator(device="cuda").manual_seed(0)
@@ -34,7 +43,7 @@ def weights(n, k, copies=1):
     return [bk.pack_ternary(w) for _ in range(copies)], torch.rand(n, device="cuda", dtype=torch.float32, generator=gen) + 0.5
 
 # correctness: tails in M and N, bias, fp16, every config
-for m, n, k, dt, bias in [(64, 4096, 4096, torch.bfloat16, False), (50, 1000, 2048, torch.bfloat16, True),
+for m, n, k, dt, bias in [] if os.environ.get("SKIP_CHECK") else [(64, 4096, 4096, torch.bfloat16, False), (50, 1000, 2048, torch.bfloat16, True),
                           (16, 28672, 4096, torch.float16, True), (3, 2056, 1024, torch.bfloat16, False),
                           (200, 4096, 4096, torch.bfloat16, True), (9, 8192, 28672, torch.bfloat16, False)]:
     packs, wsc = weights(n, k)
@@ -59,7 +68,7 @@ for m, n, k, dt, bias in [(64, 4096, 4096, torch.bfloat16, False), (50, 1000, 20
         except Exception as e:
             emit(kind="check_error", impl=str(c), m=m, n=n, k=k, err=repr(e)[:400]); traceback.print_exc()
 
-shapes = [(28672, 4096), (57344, 8192), (8192, 28672), (4096, 4096)]
+shapes = [tuple(int(v) for v in s.split("x")) for s in os.environ.get("SHAPES", "28672x4096,57344x8192,8192x28672,4096x4096").split(",")]
 batches = [int(v) for v in os.environ.get("BATCHES", "16,64,4,256").split(",")]
 for n, k in shapes:
     ncopy = sw.copies_for(n * k // 4)
@@ -70,6 +79,8 @@ for n, k in shapes:
         res = dict(n=n, k=k, m=m)
         res["cublas"] = round(sw.graph_time_us(lambda i: F.linear(x, dense[i % len(dense)]), len(dense)), 2)
         res["auto"] = round(sw.graph_time_us(lambda i: linear_triton(x, packs[i % ncopy], wsc, k, "ternary", None, None), ncopy), 2)
+        if m >= 512:
+            res["dequant"] = round(sw.graph_time_us(lambda i: linear_triton(x, packs[i % ncopy], wsc, k, "ternary", None, None, path="dequant"), ncopy), 2)
         ref = linear_triton(x, packs[0], wsc, k, "ternary", None, None)
         for c in cfgs_for(m):
             y = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
