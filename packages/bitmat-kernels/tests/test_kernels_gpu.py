@@ -77,6 +77,51 @@ def test_weight_only_gemm_decodes_on_gpu(monkeypatch, m, n, k, weight_bits, dtyp
         assert rel_err(y, ref) < 4e-3, (pairs, rel_err(y, ref))
 
 
+def sm90():
+    return torch.cuda.get_device_capability() == (9, 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize(
+    ("m", "n", "k"),
+    [(64, 4096, 4096), (50, 1000, 2048), (3, 2056, 1024), (200, 4096, 4096), (9, 8192, 28672), (1000, 28672, 4096)],
+)
+def test_hopper_weight_only_on_gpu(m, n, k, dtype):
+    """The Gluon sm_90 GEMM (path="hopper", every tile of hopper_tile by M) against the float64 oracle: the sum of
+    exact products in fp32, so all but a few outputs round as the oracle does; per-tensor scale at odd M, bias."""
+    if not sm90():
+        pytest.skip("the Gluon GEMM is for sm_90 (H100/H200)")
+    packed, scale = layer(n, k, 1.58, per_channel=m % 2 == 0)
+    x = torch.randn(m, k, device="cuda", dtype=dtype)
+    bias = torch.randn(n, device="cuda", dtype=dtype) if m % 3 == 0 else None
+    ref = linear_reference(x, packed, scale, k, "ternary", None, bias, accumulate_dtype=torch.float64)
+    y = linear_triton(x, packed, scale, k, "ternary", None, bias, path="hopper")
+    assert rel_err(y, ref) < 4e-3
+    assert (y != ref).float().mean().item() < 2e-3  # outputs off the oracle's rounding (fp32 sums, other order)
+    assert torch.equal(y, linear_triton(x, packed, scale, k, "ternary", None, bias, path="hopper"))
+
+
+@pytest.mark.parametrize(("m", "n", "k"), [(64, 28672, 4096), (256, 8192, 4096), (32, 4096, 4096)])
+def test_hopper_rules_pick_it_on_gpu(m, n, k):
+    """Where the rules send weight-only calls to the Gluon GEMM, auto gives the forced path's result bit for bit,
+    under CUDA-graph replay too."""
+    import bitmat_kernels.ops.linear.kernel as kernel
+
+    if not sm90():
+        pytest.skip("the Gluon GEMM is for sm_90 (H100/H200)")
+    packed, scale = layer(n, k, 1.58, per_channel=True)
+    assert kernel.auto_path(m, n, k, "ternary", False, packed, 2) == "hopper"
+    x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+    forced = linear_triton(x, packed, scale, k, "ternary", None, None, path="hopper")
+    assert torch.equal(linear_triton(x, packed, scale, k, "ternary", None, None), forced)
+    graph, static_x = torch.cuda.CUDAGraph(), x.clone()
+    linear_triton(static_x, packed, scale, k, "ternary", None, None)  # compiled before capture
+    with torch.cuda.graph(graph):
+        out = linear_triton(static_x, packed, scale, k, "ternary", None, None)
+    graph.replay()
+    assert torch.equal(out, forced)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
 @pytest.mark.parametrize("weight_bits", [1.58, 1])
 @pytest.mark.parametrize(("m", "n", "k"), [(1, 28672, 4096), (4, 8192, 28672), (8, 3840, 2560), (3, 1000, 1000)])

@@ -49,6 +49,18 @@ class GemmConfig:
     max_registers: int = 0  # a per-thread register cap (more programs an SM), 0 for none
 
 
+@dataclass(frozen=True)
+class HopperWeightOnlyConfig:
+    """A tile of the Gluon sm_90 weight-only GEMM (hopper.py)."""
+
+    block_n: int  # weight rows a program (64 a warpgroup)
+    block_m: int  # tokens a program (the wgmma's N)
+    block_kp: int  # packed bytes a stage (each of the 4 slices multiplies block_kp activation columns)
+    num_warps: int = 4
+    num_stages: int = 3
+    group_m: int = 8
+
+
 def m_bucket(m: int) -> int:
     """The next power of two >= m (1, 2, 4, ..., 8192, then 16384 for all larger)."""
     return min(1 << max(m - 1, 0).bit_length(), 16384)
@@ -240,6 +252,63 @@ def weight_only_planes(m: int, n: int, k: int, fmt: str) -> bool:
     if m <= 8:
         return not k_heavy or (fmt == "ternary" and n >= 8192)
     return m <= 16 and fmt == "binary" and n * k <= 10 * 2**20 and not k_heavy
+
+
+HOPPER_ENV = "BITMAT_KERNELS_GLUON"
+"""Environment variable: 0 turns the Gluon sm_90 weight-only GEMM off (the Triton kernels and the rules before it)."""
+
+
+@functools.lru_cache(maxsize=16)
+def _is_sm90(device: torch.device) -> bool:
+    return torch.cuda.get_device_capability(device) == (9, 0)
+
+
+def hopper_weight_only_config(
+    m: int, n: int, k: int, fmt: str, device: torch.device, x_bytes: int
+) -> HopperWeightOnlyConfig | None:
+    """The Gluon sm_90 GEMM's tile for a ternary weight-only call with bf16/fp16 activations (hopper.py), or None
+    where the Triton kernels or dequantize + cuBLAS stay. A tuned config for the shape (tune_linear) keeps it off.
+
+    H100 sweeps (NOTES.md v20, us, against the rules before it in the same process):
+    - 17-32 tokens, 64 x 32 x 64 on 4 stages, except on layers of >= 16384 rows, where it tied or lost (28672x4096
+      33.0 against 31.7): 8192x28672 75.7 -> 65.6, 4096x4096 15.7 -> 11.5, 2560x6912 18.9 -> 17.3;
+    - 33-64 tokens, 64 x 64 x 64 on 3 stages (4 on K-heavy layers), layers of >= 4096 rows (2560x6912 lost, 17.8
+      -> 19.2): 28672x4096 45.2 -> 36.5, 57344x8192 148 -> 122, 8192x28672 102 -> 76, 6144x4096 17.1 -> 12.5;
+    - 65-128 tokens, 64 x 128 x 64: every layer swept (57344x8192 259 -> 197, 2560x6912 26.9 -> 23.6);
+    - 129-1024 tokens on layers of >= 8192 rows, 128 x 128 x 32 on 8 warps up to 256 tokens, then 128 rows x 256
+      tokens: 28672x4096 M=256 135 -> 105, 57344x8192 M=1024 1691 (dequantize + cuBLAS) -> 1339; on smaller layers
+      these tiles make too few programs (4096x4096 M=256 23.6 -> 31.7)."""
+    if fmt != "ternary" or x_bytes != 2 or device.type != "cuda" or interpreter_enabled():
+        return None
+    if os.environ.get(HOPPER_ENV, "1") == "0" or not _is_sm90(device) or m <= 16 or m > 1024:
+        return None
+    if n * k <= 12 * 2**20:  # not swept on layers this small (the smallest: 4096x4096)
+        return None
+    if _tuned(TUNED_GEMM, device, fmt, False, m, n, k, x_bytes) is not None:
+        return None
+    if _tuned(TUNED_DEQUANT, device, fmt, False, m, n, k, x_bytes):
+        return None
+    if m <= 32 and n >= 16384:
+        return None
+    if (m <= 64 and n < 4096) or (m > 128 and n < 8192):
+        return None
+    return hopper_tile(m, n, k)
+
+
+def hopper_tile(m: int, n: int, k: int) -> HopperWeightOnlyConfig:
+    """The Gluon GEMM's tile for M tokens wherever it runs (hopper_weight_only_config says where; path="hopper"
+    forces it anywhere): the tokens a program are the wgmma's N, 16-256."""
+    if m <= 16:
+        return HopperWeightOnlyConfig(64, 16, 64, num_stages=4)
+    if m <= 32:
+        return HopperWeightOnlyConfig(64, 32, 64, num_stages=4)
+    if m <= 64:
+        return HopperWeightOnlyConfig(64, 64, 64, num_stages=4 if k >= 2.5 * n else 3)
+    if m <= 128:
+        return HopperWeightOnlyConfig(64, 128, 64)
+    if m <= 256:
+        return HopperWeightOnlyConfig(128, 128, 32, num_warps=8)
+    return HopperWeightOnlyConfig(128, 256, 32, num_warps=8)
 
 
 def dequant_min_m(n: int, k: int) -> int:

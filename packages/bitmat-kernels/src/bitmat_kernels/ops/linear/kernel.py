@@ -45,13 +45,17 @@ from ..quantize.kernel import (
     token_absmax,
     token_scales,
 )
+from . import hopper
 from .configs import (
     DECODE_MAX_M,
     SAFE_GEMM,
     GemmConfig,
+    _is_sm90,
     _sm_count,
     decode_config,
     gemm_config,
+    hopper_tile,
+    hopper_weight_only_config,
     use_dequant,
     weight_only_planes,
 )
@@ -820,7 +824,7 @@ def pdl_enabled(device: torch.device) -> bool:
     return torch.cuda.get_device_capability(device)[0] >= 9 and hasattr(tl.extra.cuda, "gdc_wait")
 
 
-LINEAR_PATHS = ("auto", "decode", "gemm", "dequant", "planes")
+LINEAR_PATHS = ("auto", "decode", "gemm", "dequant", "planes", "hopper")
 
 
 def _decode_ok(m: int, k: int, packed: torch.Tensor, a8: bool) -> bool:
@@ -830,15 +834,45 @@ def _decode_ok(m: int, k: int, packed: torch.Tensor, a8: bool) -> bool:
 
 
 def auto_path(
-    m: int, n: int, k: int, fmt: str, a8: bool, packed: torch.Tensor, x_bytes: int = 2, dequant: bool = True
+    m: int,
+    n: int,
+    k: int,
+    fmt: str,
+    a8: bool,
+    packed: torch.Tensor,
+    x_bytes: int = 2,
+    dequant: bool = True,
+    gluon: bool = True,
 ) -> str:
     """The path linear_triton(path="auto") takes for M tokens (one of LINEAR_PATHS but "auto"); dequant=False: the
-    kernel it would take if it did not dequantize."""
+    kernel it would take if it did not dequantize; gluon=False: the path without the Gluon sm_90 GEMM."""
+    if gluon and not a8 and hopper.available() and hopper_weight_only_config(m, n, k, fmt, packed.device, x_bytes):
+        return "hopper"
     if dequant and not a8 and use_dequant(packed.device, fmt, m, n, k, x_bytes):
         return "dequant"
     if not a8 and weight_only_planes(m, n, k, fmt):
         return "planes"
     return "decode" if _decode_ok(m, k, packed, a8) else "gemm"
+
+
+def _linear_hopper(x2, packed, w_scale, bias, y, k, fmt, forced: bool) -> bool:
+    """Weight-only on the Gluon sm_90 GEMM (hopper.py) with the rules' tile (forced: hopper_tile's, wherever the
+    kernel can run, else ValueError); False where it cannot take these tensors."""
+    m, n = y.shape
+    cfg = hopper_weight_only_config(m, n, k, fmt, x2.device, x2.element_size())
+    if forced:
+        cfg = cfg or hopper_tile(m, n, k)
+        if fmt != "ternary" or x2.device.type != "cuda" or interpreter_enabled() or not _is_sm90(x2.device):
+            raise ValueError(f"hopper path needs ternary weights on an sm_90 GPU (H100/H200), got {fmt} on {x2.device}")
+    if cfg is None or not hopper.supported(cfg, x2, packed, k, y, bias):
+        if forced:
+            raise ValueError(
+                "hopper path needs this Triton's Gluon Hopper API, bf16/fp16 activations, K = 4 * packed bytes a row "
+                f"(a multiple of {4 * cfg.block_kp}), rows a multiple of 8 and contiguous 16-byte aligned tensors"
+            )
+        return False
+    hopper.weight_only_sm90(cfg, x2, packed, w_scale, bias, y)
+    return True
 
 
 def _linear_planes(x2, packed, w_scale, bias_arg, y, k, fmt, common, w_scale_stride, pdl) -> None:
@@ -895,6 +929,15 @@ def linear_triton(
     pdl = a8 and pdl_ok
     if path == "auto":
         path = auto_path(m, n, k, fmt, a8, packed, x.element_size())
+        if path == "hopper" and not _linear_hopper(x2, packed, w_scale, bias, y, k, fmt, forced=False):
+            path = auto_path(m, n, k, fmt, a8, packed, x.element_size(), gluon=False)  # tensors TMA cannot take
+        elif path == "hopper":
+            return y.reshape(*x.shape[:-1], n)
+    elif path == "hopper":
+        if a8:
+            raise ValueError("hopper path is for weight-only (activation_bits=None) only")
+        _linear_hopper(x2, packed, w_scale, bias, y, k, fmt, forced=True)
+        return y.reshape(*x.shape[:-1], n)
     if path == "dequant":
         if a8:
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")

@@ -186,6 +186,9 @@ def tune_linear(
         if path == "decode" and not a8:
             logger.info("%s %dx%d %s M=%d: the weight-only GEMV has one config, nothing to tune", fn, n, k, fmt, m)
             continue
+        if path == "hopper":
+            logger.info("%s %dx%d %s M=%d: the Gluon sm_90 GEMM has its rules' tile, not tuned", fn, n, k, fmt, m)
+            continue
         rows, int8 = (4 * m, True) if path == "planes" else (m, a8)  # the planes of m tokens: 4 m int8 rows
         table = TUNED_DECODE if path == "decode" else TUNED_GEMM
         key = tuned_key(device, fmt, int8, rows, n, k, x_bytes)

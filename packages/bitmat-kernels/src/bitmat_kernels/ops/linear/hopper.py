@@ -1,27 +1,32 @@
-"""EXPERIMENT (NOTES.md v20): a Hopper (sm_90) weight-only GEMM in Gluon, bf16/fp16 activations, ternary codes.
+"""The weight-only GEMM for Hopper (sm_90) in Gluon: ternary codes, bf16/fp16 activations, 17-1024 tokens.
 
-Why: at 16-64 tokens the Triton weight-only GEMM runs at ~35-40% of the tensor cores' rate whatever its tile
-(v20 sweep 1): each warpgroup decodes a stage into registers, issues its wgmmas, then waits for them to finish
-(`wait_group 0` after every dot) before it decodes the next, so decode and MMA never overlap inside a warpgroup.
-Here the wgmmas are asynchronous: while stage i's wgmmas run, the warpgroup decodes stage i + 1; it waits only
-for stage i - 1's wgmmas (whose register operands are carried to that wait, so they stay live until then), and
-that stage's buffers are refilled by TMA STAGES - 1 ahead.
+Why a second weight-only GEMM: Triton's pipeliner waits for every wgmma whose left operand comes from registers
+before it issues the next (`wait_group 0` after each dot), so each warpgroup decodes a stage, multiplies, and
+waits, and the tensor cores idle while it decodes; tile sweeps left the Triton kernel at ~35-40% of their rate at
+64 tokens whatever the tile (NOTES.md v20). Here every stage of packed weights and activation slices arrives by
+TMA in a ring of shared-memory buffers; the wgmmas are asynchronous, so while stage i's run the warpgroup decodes
+stage i + 1. It waits only for stage i - 1's wgmmas, whose register operands are carried to that wait (so they
+stay live until then), and refills that stage's buffers STAGES - 1 ahead.
 
-Decode: a byte's slice s, code c in {0, 1, 2} (w + 1), is placed under bf16's exponent byte of 128 (0x43; fp16:
-0x64 of 1024) and 129 (1025) is subtracted: w itself, exact, 6 instructions per 4 codes. So the accumulator is
-the fp32 sum of w * x, as cuBLAS's, with no row-sum correction and no second launch.
+Decode: slice s of a packed byte, code c in {0, 1, 2} (w + 1), is placed under the exponent byte of 128 (bf16
+0x43; fp16 0x64, of 1024) and 129 (1025) is subtracted: w itself, exact, in 6 instructions per 4 codes. The
+accumulator is the fp32 sum of w * x, as cuBLAS's, with no row-sum correction and no second launch; outputs are
+deterministic (fixed K order).
 
-Limits (callers check `supported`): K = 4 KP, KP a multiple of the stage's bytes, row strides 16-byte aligned (TMA).
+Gluon is experimental and moves between Triton releases: the imports are guarded, `available()` says whether this
+Triton has the API used here, and callers check `supported()` first (kernel.linear_triton, configs'
+hopper_weight_only_config). No GPU work at import.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import torch
 
-try:  # Gluon's Hopper API as of Triton 3.5-3.6
+from .configs import HopperWeightOnlyConfig
+
+try:  # Gluon's Hopper API as of Triton 3.5-3.9
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.hopper import (
@@ -33,83 +38,61 @@ try:  # Gluon's Hopper API as of Triton 3.5-3.6
     )
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-    _HAVE_GLUON = hasattr(tma, "async_copy_global_to_shared")
-except ImportError:
+    # Triton 3.7+ names the TMA copies async_load / async_store (the old names raise there), and the barrier
+    _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
+    _tma_store = getattr(tma, "async_store", None) or tma.async_copy_shared_to_global
+    _thread_barrier = getattr(gl, "thread_barrier", None) or gl.barrier  # renamed in Triton 3.7+
+    _HAVE_GLUON = hasattr(gl, "NVMMADistributedLayout")
+except ImportError:  # older Triton, or a newer one whose Gluon moved
     _HAVE_GLUON = False
-
-
-@dataclasses.dataclass(frozen=True)
-class GluonWeightOnlyConfig:
-    block_n: int  # weight rows a program (64 a warpgroup)
-    block_m: int  # tokens a program (the wgmma's N: 8-256)
-    block_kp: int  # packed bytes a stage (4 * block_kp activation columns)
-    num_warps: int
-    stages: int
-    group_m: int = 8
-    maxnreg: int | None = None
 
 
 if _HAVE_GLUON:
 
     @gluon.jit
-    def _codes_as_half(p, s: gl.constexpr, IS_BF16: gl.constexpr):
-        """Slice s of packed bytes p -> w = code - 1 as bf16/fp16, exact (4 codes a register)."""
-        if IS_BF16 and s == 0:
+    def _slice_codes(p, s: gl.constexpr):
+        """Codes (0..2) of slice s of packed bytes p, one a byte, 4 bytes a register."""
+        if s == 0:
+            return gl.inline_asm_elementwise("and.b32 $0, $1, 0x03030303;", "=r,r", [p], gl.uint8, True, 4)
+        elif s == 1:
             return gl.inline_asm_elementwise(
-                "{ .reg .b32 t, lo, hi, e, c; and.b32 t, $2, 0x03030303; "
-                "mov.b32 e, 0x43434343; mov.b32 c, 0x43014301; prmt.b32 lo, t, e, 0x5150; prmt.b32 hi, t, e, 0x5352; "
+                "{ .reg .b32 t; shr.b32 t, $1, 2; and.b32 $0, t, 0x03030303; }", "=r,r", [p], gl.uint8, True, 4
+            )
+        elif s == 2:
+            return gl.inline_asm_elementwise(
+                "{ .reg .b32 t; shr.b32 t, $1, 4; and.b32 $0, t, 0x03030303; }", "=r,r", [p], gl.uint8, True, 4
+            )
+        else:
+            return gl.inline_asm_elementwise(
+                "{ .reg .b32 t; shr.b32 t, $1, 6; and.b32 $0, t, 0x03030303; }", "=r,r", [p], gl.uint8, True, 4
+            )
+
+    @gluon.jit
+    def _codes_as_weights(t, IS_BF16: gl.constexpr):
+        """Codes c (one a byte) -> w = c - 1 as bf16/fp16, exact: 2 byte permutes and 2 subtractions per 4 codes.
+        PTX takes no immediate operands for packed 16-bit arithmetic, so the constants go through registers."""
+        if IS_BF16:
+            return gl.inline_asm_elementwise(
+                "{ .reg .b32 lo, hi, e, c; mov.b32 e, 0x43434343; mov.b32 c, 0x43014301; "
+                "prmt.b32 lo, $2, e, 0x5150; prmt.b32 hi, $2, e, 0x5352; "
                 "sub.rn.bf16x2 $0, lo, c; sub.rn.bf16x2 $1, hi, c; }",
-                "=r,=r,r", [p], gl.bfloat16, True, 4,
-            )  # fmt: skip
-        elif IS_BF16 and s == 1:
+                "=r,=r,r",
+                [t],
+                gl.bfloat16,
+                True,
+                4,
+            )
+        else:
             return gl.inline_asm_elementwise(
-                "{ .reg .b32 t, lo, hi, e, c; shr.b32 t, $2, 2; and.b32 t, t, 0x03030303; "
-                "mov.b32 e, 0x43434343; mov.b32 c, 0x43014301; prmt.b32 lo, t, e, 0x5150; prmt.b32 hi, t, e, 0x5352; "
-                "sub.rn.bf16x2 $0, lo, c; sub.rn.bf16x2 $1, hi, c; }",
-                "=r,=r,r", [p], gl.bfloat16, True, 4,
-            )  # fmt: skip
-        elif IS_BF16 and s == 2:
-            return gl.inline_asm_elementwise(
-                "{ .reg .b32 t, lo, hi, e, c; shr.b32 t, $2, 4; and.b32 t, t, 0x03030303; "
-                "mov.b32 e, 0x43434343; mov.b32 c, 0x43014301; prmt.b32 lo, t, e, 0x5150; prmt.b32 hi, t, e, 0x5352; "
-                "sub.rn.bf16x2 $0, lo, c; sub.rn.bf16x2 $1, hi, c; }",
-                "=r,=r,r", [p], gl.bfloat16, True, 4,
-            )  # fmt: skip
-        elif IS_BF16 and s == 3:
-            return gl.inline_asm_elementwise(
-                "{ .reg .b32 t, lo, hi, e, c; shr.b32 t, $2, 6; and.b32 t, t, 0x03030303; "
-                "mov.b32 e, 0x43434343; mov.b32 c, 0x43014301; prmt.b32 lo, t, e, 0x5150; prmt.b32 hi, t, e, 0x5352; "
-                "sub.rn.bf16x2 $0, lo, c; sub.rn.bf16x2 $1, hi, c; }",
-                "=r,=r,r", [p], gl.bfloat16, True, 4,
-            )  # fmt: skip
-        elif (not IS_BF16) and s == 0:
-            return gl.inline_asm_elementwise(
-                "{ .reg .b32 t, lo, hi, e, c; and.b32 t, $2, 0x03030303; "
-                "mov.b32 e, 0x64646464; mov.b32 c, 0x64016401; prmt.b32 lo, t, e, 0x5150; prmt.b32 hi, t, e, 0x5352; "
+                "{ .reg .b32 lo, hi, e, c; mov.b32 e, 0x64646464; mov.b32 c, 0x64016401; "
+                "prmt.b32 lo, $2, e, 0x5150; prmt.b32 hi, $2, e, 0x5352; "
                 "sub.rn.f16x2 $0, lo, c; sub.rn.f16x2 $1, hi, c; }",
-                "=r,=r,r", [p], gl.float16, True, 4,
-            )  # fmt: skip
-        elif (not IS_BF16) and s == 1:
-            return gl.inline_asm_elementwise(
-                "{ .reg .b32 t, lo, hi, e, c; shr.b32 t, $2, 2; and.b32 t, t, 0x03030303; "
-                "mov.b32 e, 0x64646464; mov.b32 c, 0x64016401; prmt.b32 lo, t, e, 0x5150; prmt.b32 hi, t, e, 0x5352; "
-                "sub.rn.f16x2 $0, lo, c; sub.rn.f16x2 $1, hi, c; }",
-                "=r,=r,r", [p], gl.float16, True, 4,
-            )  # fmt: skip
-        elif (not IS_BF16) and s == 2:
-            return gl.inline_asm_elementwise(
-                "{ .reg .b32 t, lo, hi, e, c; shr.b32 t, $2, 4; and.b32 t, t, 0x03030303; "
-                "mov.b32 e, 0x64646464; mov.b32 c, 0x64016401; prmt.b32 lo, t, e, 0x5150; prmt.b32 hi, t, e, 0x5352; "
-                "sub.rn.f16x2 $0, lo, c; sub.rn.f16x2 $1, hi, c; }",
-                "=r,=r,r", [p], gl.float16, True, 4,
-            )  # fmt: skip
-        elif (not IS_BF16) and s == 3:
-            return gl.inline_asm_elementwise(
-                "{ .reg .b32 t, lo, hi, e, c; shr.b32 t, $2, 6; and.b32 t, t, 0x03030303; "
-                "mov.b32 e, 0x64646464; mov.b32 c, 0x64016401; prmt.b32 lo, t, e, 0x5150; prmt.b32 hi, t, e, 0x5352; "
-                "sub.rn.f16x2 $0, lo, c; sub.rn.f16x2 $1, hi, c; }",
-                "=r,=r,r", [p], gl.float16, True, 4,
-            )  # fmt: skip
+                "=r,=r,r",
+                [t],
+                gl.float16,
+                True,
+                4,
+            )
 
     @gluon.jit
     def _load_stage(x_desc, w_desc, x_smem, w_smem, ready, it, off_m, off_n, KP, pred,
@@ -117,24 +100,24 @@ if _HAVE_GLUON:
         stage = it % STAGES
         bar = ready.index(stage)
         mbarrier.expect(bar, w_desc.block_type.nbytes + 4 * x_desc.block_type.nbytes, pred=pred)
-        tma.async_copy_global_to_shared(w_desc, [off_n, it * BKP], bar, w_smem.index(stage), pred=pred)
+        _tma_load(w_desc, [off_n, it * BKP], bar, w_smem.index(stage), pred=pred)
         for s in gl.static_range(4):
             # slice s of packed byte j meets activation column s * KP + j
-            tma.async_copy_global_to_shared(
+            _tma_load(
                 x_desc, [off_m, s * KP + it * BKP], bar, x_smem.index(stage * 4 + s), pred=pred
             )
 
     @gluon.jit
-    def _weight_only_sm90(
+    def _weight_only_sm90_kernel(
         x_desc,  # bf16/fp16 [M, K] activations, blocks [BLOCK_M, BKP]
-        w_desc,  # uint8 [N, KP] packed weights, blocks [BLOCK_N, BKP]
+        w_desc,  # uint8 [N, KP] packed codes, blocks [BLOCK_N, BKP]
         w_scale_ptr,  # float32 [N] or [1]
         bias_ptr,  # [N] or a dummy pointer
         y_desc,  # [M, N] output, blocks [BLOCK_M, BLOCK_N]
         M,
         N,
         KP,
-        w_scale_stride,
+        w_scale_stride,  # 1 per-channel, 0 per-tensor
         HAS_BIAS: gl.constexpr,
         IS_BF16: gl.constexpr,
         GROUP_M: gl.constexpr,
@@ -156,6 +139,7 @@ if _HAVE_GLUON:
         off_m = pid_m * BLOCK_M
         off_n = pid_n * BLOCK_N
 
+        # y^T = W x^T: the decoded weights are the wgmma's register operand, the tokens its N
         mma: gl.constexpr = gl.NVMMADistributedLayout(
             version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BLOCK_M, 16]
         )
@@ -167,12 +151,14 @@ if _HAVE_GLUON:
         for i in gl.static_range(STAGES):
             mbarrier.init(ready.index(i), count=1)
 
-        n_iter = gl.maximum(gl.cdiv(KP, BKP), 1)  # >= 1, so no path skips the loop (see the wait below)
+        # At least one step, so that no path reaches the last wait with the accumulator set outside the loop:
+        # ptxas then serializes every wgmma (C7515). Callers guarantee KP >= BKP.
+        n_iter = gl.maximum(gl.cdiv(KP, BKP), 1)
         for i in gl.static_range(STAGES - 1):
             _load_stage(x_desc, w_desc, x_smem, w_smem, ready, i, off_m, off_n, KP, i < n_iter, STAGES, BKP)
 
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, layout=mma)
-        # the previous stage's decoded operands: carried to the wait that retires its wgmmas
+        # the previous stage's decoded operands, carried to the wait that retires its wgmmas
         q0 = gl.zeros([BLOCK_N, BKP], x_desc.dtype, layout=a_layout)
         q1 = q0
         q2 = q0
@@ -181,13 +167,13 @@ if _HAVE_GLUON:
             stage = i % STAGES
             mbarrier.wait(ready.index(stage), (i // STAGES) & 1)
             p = w_smem.index(stage).load(a_layout)
-            t0 = _codes_as_half(p, 0, IS_BF16)
+            t0 = _codes_as_weights(_slice_codes(p, 0), IS_BF16)
             acc = warpgroup_mma(t0, x_smem.index(stage * 4 + 0).permute((1, 0)), acc, is_async=True)
-            t1 = _codes_as_half(p, 1, IS_BF16)
+            t1 = _codes_as_weights(_slice_codes(p, 1), IS_BF16)
             acc = warpgroup_mma(t1, x_smem.index(stage * 4 + 1).permute((1, 0)), acc, is_async=True)
-            t2 = _codes_as_half(p, 2, IS_BF16)
+            t2 = _codes_as_weights(_slice_codes(p, 2), IS_BF16)
             acc = warpgroup_mma(t2, x_smem.index(stage * 4 + 2).permute((1, 0)), acc, is_async=True)
-            t3 = _codes_as_half(p, 3, IS_BF16)
+            t3 = _codes_as_weights(_slice_codes(p, 3), IS_BF16)
             acc = warpgroup_mma(t3, x_smem.index(stage * 4 + 3).permute((1, 0)), acc, is_async=True)
             # stage i - 1's four wgmmas are done: its buffers take the loads STAGES - 1 ahead
             acc, q0, q1, q2, q3 = warpgroup_mma_wait(num_outstanding=4, deps=(acc, q0, q1, q2, q3))
@@ -196,7 +182,7 @@ if _HAVE_GLUON:
             q2 = t2
             q3 = t3
             if num_warps > 4:
-                gl.thread_barrier()  # every warpgroup has retired its reads of that stage
+                _thread_barrier()  # every warpgroup has retired its reads of that stage
             nxt = i + STAGES - 1
             _load_stage(x_desc, w_desc, x_smem, w_smem, ready, nxt, off_m, off_n, KP, nxt < n_iter, STAGES, BKP)
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
@@ -207,33 +193,39 @@ if _HAVE_GLUON:
         y = acc * gl.load(w_scale_ptr + rn * w_scale_stride, mask=rn < N, other=0.0)[:, None]
         if HAS_BIAS:
             y = y + gl.load(bias_ptr + rn, mask=rn < N, other=0.0).to(gl.float32)[:, None]
-        # y^T -> shared memory -> one TMA store, which clips the tails
+        # y^T through shared memory and one TMA store, which clips the tails (a register layout conversion here
+        # made ptxas serialize the main loop's wgmmas in the A8 experiment of NOTES.md v12)
         y_smem = gl.allocate_shared_memory(y_desc.dtype, [BLOCK_M, BLOCK_N], y_desc.layout)
         y_smem.permute((1, 0)).store(y.to(y_desc.dtype))
         fence_async_shared()
-        tma.async_copy_shared_to_global(y_desc, [off_m, off_n], y_smem)
+        _tma_store(y_desc, [off_m, off_n], y_smem)
         tma.store_wait(pendings=0)
 
 
 def available() -> bool:
+    """Whether this Triton has the Gluon Hopper API the kernel is written against."""
     return _HAVE_GLUON
 
 
 _GL_DTYPES = {torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
-def supported(x2: torch.Tensor, packed: torch.Tensor, k: int, cfg: GluonWeightOnlyConfig) -> bool:
+def supported(
+    cfg: HopperWeightOnlyConfig, x2: torch.Tensor, packed: torch.Tensor, k: int, y: torch.Tensor, bias=None
+) -> bool:
+    """Whether the kernel takes these tensors: TMA wants 16-byte aligned bases and row strides, whole stages
+    along K (no slice's activation columns may run into the next slice's), and contiguous rows."""
     n, kp = packed.shape
+    tensors = [x2, packed, y] + ([bias] if bias is not None else [])
     return (
         _HAVE_GLUON
         and x2.dtype in _GL_DTYPES
+        and y.dtype == x2.dtype
         and k == 4 * kp
         and kp % cfg.block_kp == 0
-        and k % 8 == 0
         and kp % 16 == 0
         and n % 8 == 0
-        and x2.is_contiguous()
-        and packed.is_contiguous()
+        and all(t.is_contiguous() and t.data_ptr() % 16 == 0 for t in tensors)
     )
 
 
@@ -247,23 +239,24 @@ def _layouts(block_m: int, block_n: int, block_kp: int, dtype: torch.dtype):
 
 
 def weight_only_sm90(
-    cfg: GluonWeightOnlyConfig,
+    cfg: HopperWeightOnlyConfig,
     x2: torch.Tensor,
     packed: torch.Tensor,
     w_scale: torch.Tensor,
     bias: torch.Tensor | None,
     y: torch.Tensor,
 ) -> None:
-    """y [M, N] = x2 [M, K] @ W^T * w_scale (+ bias), W the ternary codes of packed [N, KP]."""
+    """y [M, N] = x2 [M, K] @ (codes * w_scale)^T (+ bias), codes the ternary weights packed in [N, K / 4].
+    The caller has checked `supported`."""
     m = x2.shape[0]
     n, kp = packed.shape
     x_layout, w_layout, y_layout = _layouts(cfg.block_m, cfg.block_n, cfg.block_kp, x2.dtype)
     x_desc = TensorDescriptor.from_tensor(x2, [cfg.block_m, cfg.block_kp], x_layout)
     w_desc = TensorDescriptor.from_tensor(packed, [cfg.block_n, cfg.block_kp], w_layout)
     y_desc = TensorDescriptor.from_tensor(y, [cfg.block_m, cfg.block_n], y_layout)
-    grid = (-(-m // cfg.block_m) * -(-n // cfg.block_n),)
     w_scale = w_scale.reshape(-1)
-    _weight_only_sm90[grid](
+    grid = (-(-m // cfg.block_m) * -(-n // cfg.block_n),)
+    _weight_only_sm90_kernel[grid](
         x_desc,
         w_desc,
         w_scale,
@@ -276,7 +269,6 @@ def weight_only_sm90(
         HAS_BIAS=bias is not None,
         IS_BF16=x2.dtype == torch.bfloat16,
         GROUP_M=cfg.group_m,
-        STAGES=cfg.stages,
+        STAGES=cfg.num_stages,
         num_warps=cfg.num_warps,
-        **({"maxnreg": cfg.maxnreg} if cfg.maxnreg else {}),
     )

@@ -1,0 +1,183 @@
+"""The Gluon sm_90 weight-only GEMM (ops/linear/hopper.py) without a GPU: its rules (configs.hopper_weight_only_config),
+how linear_triton routes to it and falls back, and the kernel compiled for sm_90 by this Triton (Gluon moves between
+Triton releases: the compile checks that the kernel still builds, and that ptxas kept its wgmmas asynchronous).
+The results themselves are checked on an H100 (test_kernels_gpu.py)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import bitmat_kernels as bk
+import bitmat_kernels.ops.linear.kernel as kernel
+import pytest
+import torch
+from bitmat_kernels.ops.linear import configs, hopper
+from bitmat_kernels.ops.linear.configs import HopperWeightOnlyConfig as Tile
+from bitmat_kernels.ops.linear.reference import linear_reference
+
+CUDA = torch.device("cuda", 0)
+
+
+@pytest.fixture
+def on_h100(monkeypatch):
+    """The rules as on an H100 (no CUDA here: only the rules' own inputs are faked), no tuned tables."""
+    monkeypatch.setattr(configs, "interpreter_enabled", lambda: False)
+    monkeypatch.setattr(configs, "_is_sm90", lambda device: True)
+    saved = [dict(t) for t in (configs.TUNED_GEMM, configs.TUNED_DEQUANT)]
+    configs.TUNED_GEMM.clear()
+    configs.TUNED_DEQUANT.clear()
+    monkeypatch.delenv(configs.HOPPER_ENV, raising=False)
+    yield
+    configs.TUNED_GEMM.update(saved[0])
+    configs.TUNED_DEQUANT.update(saved[1])
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "k", "tile"),
+    [
+        (16, 28672, 4096, None),  # 2-16 tokens stay on the Triton kernels and the planes
+        (32, 28672, 4096, None),  # tall layers at 17-32: a tie
+        (32, 4096, 4096, Tile(64, 32, 64, num_stages=4)),
+        (17, 8192, 28672, Tile(64, 32, 64, num_stages=4)),
+        (64, 28672, 4096, Tile(64, 64, 64)),
+        (33, 57344, 8192, Tile(64, 64, 64)),
+        (64, 8192, 28672, Tile(64, 64, 64, num_stages=4)),  # K-heavy: 4 stages
+        (64, 2560, 6912, None),  # fewer than 4096 rows lost at 64 tokens
+        (128, 2560, 6912, Tile(64, 128, 64)),
+        (100, 4096, 4096, Tile(64, 128, 64)),
+        (256, 4096, 4096, None),  # 128 x 128 tiles underfill small layers
+        (256, 28672, 4096, Tile(128, 128, 32, num_warps=8)),
+        (129, 8192, 28672, Tile(128, 128, 32, num_warps=8)),
+        (1024, 57344, 8192, Tile(128, 256, 32, num_warps=8)),
+        (1025, 57344, 8192, None),  # beyond: dequantize + cuBLAS, as before
+        (64, 3840, 2560, None),  # layers of <= 12M weights were not swept
+    ],
+)
+def test_hopper_rules(on_h100, m, n, k, tile):
+    assert configs.hopper_weight_only_config(m, n, k, "ternary", CUDA, 2) == tile
+
+
+def test_hopper_rules_only_where_measured(on_h100, monkeypatch):
+    assert configs.hopper_weight_only_config(64, 28672, 4096, "binary", CUDA, 2) is None
+    assert configs.hopper_weight_only_config(64, 28672, 4096, "ternary", CUDA, 4) is None  # fp32 activations
+    assert configs.hopper_weight_only_config(64, 28672, 4096, "ternary", torch.device("cpu"), 2) is None
+    monkeypatch.setattr(configs, "_is_sm90", lambda device: False)  # Ada, Blackwell: no wgmma / another MMA
+    assert configs.hopper_weight_only_config(64, 28672, 4096, "ternary", CUDA, 2) is None
+    monkeypatch.setattr(configs, "_is_sm90", lambda device: True)
+    monkeypatch.setenv(configs.HOPPER_ENV, "0")
+    assert configs.hopper_weight_only_config(64, 28672, 4096, "ternary", CUDA, 2) is None
+    monkeypatch.delenv(configs.HOPPER_ENV)
+    monkeypatch.setattr(configs, "gpu_key", lambda device: "H100")
+    configs.TUNED_GEMM[("H100", "ternary", False, 64, 28672, 4096, 2)] = configs.GemmConfig(64, 64, 64)
+    assert configs.hopper_weight_only_config(64, 28672, 4096, "ternary", CUDA, 2) is None  # the user tuned it
+
+
+def test_hopper_tile_covers_every_m():
+    for m in (1, 16, 17, 32, 33, 64, 65, 128, 129, 256, 257, 4096):
+        tile = configs.hopper_tile(m, 4096, 4096)
+        assert tile.block_m >= min(m, 128) and tile.block_m in (16, 32, 64, 128, 256)  # one token block to 128
+
+
+def problem(m=40, n=64, k=256, dtype=torch.bfloat16):
+    codes = torch.randint(-1, 2, (n, k), dtype=torch.int8)
+    return torch.randn(m, k, dtype=dtype), bk.pack(codes, weight_bits=1.58), torch.rand(n) + 0.5
+
+
+def test_supported_checks_what_tma_needs():
+    x, packed, _ = problem()
+    y = torch.empty(40, 64, dtype=torch.bfloat16)
+    tile = Tile(64, 64, 64)
+    assert hopper.supported(tile, x, packed, 256, y) == hopper.available()
+    assert not hopper.supported(tile, x.float(), packed, 256, y.float())  # fp32 activations
+    assert not hopper.supported(tile, x[:, :128], packed[:, :32], 128, y)  # a strided view
+    assert not hopper.supported(Tile(64, 64, 128), x, packed, 256, y)  # K not whole stages of 128 bytes
+    assert not hopper.supported(tile, x, packed[:60], 256, y[:, :60])  # rows not a multiple of 8
+
+
+def test_linear_triton_routes_weight_only_to_hopper(monkeypatch):
+    """auto sends the rules' calls to the Gluon GEMM with the rules' tile, and where TMA cannot take the tensors it
+    falls back to the path it would take without it (here the interpreter's Triton GEMM)."""
+    x, packed, scale = problem()
+    tile = Tile(64, 64, 64)
+    calls = []
+
+    def fake_gemm(cfg, x2, packed_, w_scale, bias, y):
+        calls.append(cfg)
+        y.copy_(linear_reference(x2, packed_, w_scale, 256, "ternary", None, bias))
+
+    monkeypatch.setattr(kernel, "hopper_weight_only_config", lambda *a: tile)
+    monkeypatch.setattr(kernel.hopper, "available", lambda: True)
+    monkeypatch.setattr(kernel.hopper, "supported", lambda *a: True)
+    monkeypatch.setattr(kernel.hopper, "weight_only_sm90", fake_gemm)
+    want = linear_reference(x, packed, scale, 256, "ternary", None, None)
+    assert kernel.auto_path(40, 64, 256, "ternary", False, packed, 2) == "hopper"
+    assert torch.equal(kernel.linear_triton(x, packed, scale, 256, "ternary", None, None), want)
+    assert calls == [tile]
+    assert kernel.auto_path(40, 64, 256, "ternary", True, packed, 2) != "hopper"  # A8 never
+    monkeypatch.setattr(kernel.hopper, "supported", lambda *a: False)
+    y = kernel.linear_triton(x, packed, scale, 256, "ternary", None, None)
+    assert calls == [tile]  # not called again
+    torch.testing.assert_close(y, want, rtol=1e-2, atol=1e-2)
+
+
+def test_forced_hopper_path_says_what_it_needs():
+    x, packed, scale = problem()
+    with pytest.raises(ValueError, match="sm_90"):
+        kernel.linear_triton(x, packed, scale, 256, "ternary", None, None, path="hopper")
+    with pytest.raises(ValueError, match="weight-only"):
+        kernel.linear_triton(x, packed, scale, 256, "ternary", 8, None, path="hopper")
+
+
+# ------------------------------------------------------------------------------------------------
+# the kernel through this Triton's compiler, for sm_90 (no GPU)
+
+
+def compile_for_sm90(tile: Tile, dtype: torch.dtype):
+    try:
+        from triton.backends.compiler import GPUTarget
+        from triton.experimental.gluon._runtime import GluonASTSource
+        from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+        from triton.runtime.jit import mangle_type
+    except ImportError:  # pragma: no cover - internal API moved
+        pytest.skip("this Triton's internal compiler API is not the one this test knows")
+    import triton
+
+    m, n, k = tile.block_m, 4096, 4096
+    x, w, y = torch.empty(m, k, dtype=dtype), torch.empty(n, k // 4, dtype=torch.uint8), torch.empty(m, n, dtype=dtype)
+    layouts = hopper._layouts(tile.block_m, tile.block_n, tile.block_kp, dtype)
+    blocks = ([tile.block_m, tile.block_kp], [tile.block_n, tile.block_kp], [tile.block_m, tile.block_n])
+    descs = [TensorDescriptor.from_tensor(t, b, lay) for t, b, lay in zip((x, w, y), blocks, layouts)]
+    fn = hopper._weight_only_sm90_kernel
+    signature = dict(x_desc=mangle_type(descs[0]), w_desc=mangle_type(descs[1]), y_desc=mangle_type(descs[2]))
+    signature.update(w_scale_ptr="*fp32", bias_ptr="*fp32", M="i32", N="i32", KP="i32", w_scale_stride="i32")
+    constants = dict(
+        HAS_BIAS=True, IS_BF16=dtype == torch.bfloat16, GROUP_M=8, STAGES=tile.num_stages, num_warps=tile.num_warps
+    )
+    signature.update({name: "constexpr" for name in constants})
+    src = GluonASTSource(
+        fn=fn, signature=signature, constexprs={(fn.arg_names.index(k),): v for k, v in constants.items()}
+    )
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": tile.num_warps})
+
+
+TILES = sorted({configs.hopper_tile(m, 4096, k) for m in (16, 32, 64, 128, 256, 1024) for k in (4096, 16384)}, key=str)
+
+
+@pytest.mark.skipif(not hopper.available(), reason="this Triton has no Gluon Hopper API")
+@pytest.mark.parametrize("tile", TILES, ids=str)
+def test_kernel_compiles_for_sm90_with_async_wgmmas(tile, tmp_path):
+    compiled = compile_for_sm90(tile, torch.bfloat16 if tile.block_m != 64 else torch.float16)
+    assert compiled.metadata.shared <= 227 * 1024  # an H100's shared memory a block
+    cuobjdump = Path(hopper.gl.__file__).parents[3] / "backends" / "nvidia" / "bin" / "cuobjdump"
+    if not cuobjdump.exists() and not shutil.which("cuobjdump"):
+        pytest.skip("no cuobjdump to read the SASS")
+    cubin = tmp_path / "k.cubin"
+    cubin.write_bytes(compiled.asm["cubin"])
+    tool = str(cuobjdump) if cuobjdump.exists() else "cuobjdump"
+    sass = subprocess.run([tool, "-sass", str(cubin)], capture_output=True, text=True, check=True).stdout
+    # one wait a stage (and the last), not one after every wgmma: ptxas serializes them when it cannot prove the
+    # pipeline safe (C7515), which costs the overlap this kernel exists for
+    assert sass.count("HGMMA") >= 8
+    assert sass.count("WARPGROUP.DEPBAR") <= 2
