@@ -97,7 +97,8 @@ def test_hopper_weight_only_on_gpu(m, n, k, dtype):
     ref = linear_reference(x, packed, scale, k, "ternary", None, bias, accumulate_dtype=torch.float64)
     y = linear_triton(x, packed, scale, k, "ternary", None, bias, path="hopper")
     assert rel_err(y, ref) < 4e-3
-    assert (y != ref).float().mean().item() < 2e-3  # outputs off the oracle's rounding (fp32 sums, other order)
+    # outputs off the oracle's rounding (fp32 sums in another order); fp16's 4x finer steps meet more of them
+    assert (y != ref).float().mean().item() < (2e-3 if dtype == torch.bfloat16 else 2e-2)
     assert torch.equal(y, linear_triton(x, packed, scale, k, "ternary", None, bias, path="hopper"))
 
 
