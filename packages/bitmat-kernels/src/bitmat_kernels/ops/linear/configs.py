@@ -273,7 +273,8 @@ def hopper_weight_only_config(
     - 17-32 tokens, 64 x 32 x 64 on 4 stages, except on layers of >= 16384 rows, where it tied or lost (28672x4096
       33.0 against 31.7): 8192x28672 75.7 -> 65.6, 4096x4096 15.7 -> 11.5, 2560x6912 18.9 -> 17.3;
     - 33-64 tokens, 64 x 64 x 64 on 3 stages (4 on K-heavy layers), layers of >= 4096 rows (2560x6912 lost, 17.8
-      -> 19.2): 28672x4096 45.2 -> 36.5, 57344x8192 148 -> 122, 8192x28672 102 -> 76, 6144x4096 17.1 -> 12.5;
+      -> 19.2) and not K-heavy below 8192 rows (the v20 bench: 4096x14336 32.6 -> 37.3): 28672x4096 45.2 -> 36.5,
+      57344x8192 148 -> 122, 8192x28672 102 -> 76, 6144x4096 17.1 -> 12.5;
     - 65-128 tokens, 64 x 128 x 64: every layer swept (57344x8192 259 -> 197, 2560x6912 26.9 -> 23.6);
     - 129-1024 tokens on layers of >= 8192 rows, 128 x 128 x 32 on 8 warps up to 256 tokens, then 128 rows x 256
       tokens: 28672x4096 M=256 135 -> 105, 57344x8192 M=1024 1691 (dequantize + cuBLAS) -> 1339; on smaller layers
@@ -291,6 +292,8 @@ def hopper_weight_only_config(
     if m <= 32 and n >= 16384:
         return None
     if (m <= 64 and n < 4096) or (m > 128 and n < 8192):
+        return None
+    if m <= 64 and k >= 2.5 * n and n < 8192:  # the v20 bench: 4096x14336 M=64 32.6 -> 37.3 us
         return None
     return hopper_tile(m, n, k)
 
