@@ -927,17 +927,15 @@ def linear_triton(
     w_scale_stride = 1 if w_scale.numel() > 1 else 0
     pdl_ok = not interp and pdl_enabled(x.device)
     pdl = a8 and pdl_ok
+    forced = path != "auto"
     if path == "auto":
         path = auto_path(m, n, k, fmt, a8, packed, x.element_size())
-        if path == "hopper" and not _linear_hopper(x2, packed, w_scale, bias, y, k, fmt, forced=False):
-            path = auto_path(m, n, k, fmt, a8, packed, x.element_size(), gluon=False)  # tensors TMA cannot take
-        elif path == "hopper":
-            return y.reshape(*x.shape[:-1], n)
-    elif path == "hopper":
+    if path == "hopper":
         if a8:
             raise ValueError("hopper path is for weight-only (activation_bits=None) only")
-        _linear_hopper(x2, packed, w_scale, bias, y, k, fmt, forced=True)
-        return y.reshape(*x.shape[:-1], n)
+        if _linear_hopper(x2, packed, w_scale, bias, y, k, fmt, forced):
+            return y.reshape(*x.shape[:-1], n)
+        path = auto_path(m, n, k, fmt, a8, packed, x.element_size(), gluon=False)  # tensors TMA cannot take
     if path == "dequant":
         if a8:
             raise ValueError("dequant path is for weight-only (activation_bits=None) only")
