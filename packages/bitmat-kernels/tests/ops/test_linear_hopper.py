@@ -30,8 +30,9 @@ def on_h100(monkeypatch):
     configs.TUNED_DEQUANT.clear()
     monkeypatch.delenv(configs.HOPPER_ENV, raising=False)
     yield
-    configs.TUNED_GEMM.update(saved[0])
-    configs.TUNED_DEQUANT.update(saved[1])
+    for table, entries in zip((configs.TUNED_GEMM, configs.TUNED_DEQUANT), saved):
+        table.clear()  # what a test added goes too
+        table.update(entries)
 
 
 @pytest.mark.parametrize(
