@@ -103,9 +103,7 @@ if _HAVE_GLUON:
         _tma_load(w_desc, [off_n, it * BKP], bar, w_smem.index(stage), pred=pred)
         for s in gl.static_range(4):
             # slice s of packed byte j meets activation column s * KP + j
-            _tma_load(
-                x_desc, [off_m, s * KP + it * BKP], bar, x_smem.index(stage * 4 + s), pred=pred
-            )
+            _tma_load(x_desc, [off_m, s * KP + it * BKP], bar, x_smem.index(stage * 4 + s), pred=pred)
 
     @gluon.jit
     def _weight_only_sm90_kernel(
