@@ -146,7 +146,6 @@ def compile_for_sm90(tile: Tile, dtype: torch.dtype):
     try:
         from triton.backends.compiler import GPUTarget
         from triton.experimental.gluon._runtime import GluonASTSource
-        from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
         from triton.runtime.jit import mangle_type
     except ImportError as err:  # pragma: no cover - internal API moved
         raise CompilerApiMoved(str(err)) from None
@@ -154,9 +153,7 @@ def compile_for_sm90(tile: Tile, dtype: torch.dtype):
 
     m, n, k = tile.block_m, 4096, 4096
     x, w, y = torch.empty(m, k, dtype=dtype), torch.empty(n, k // 4, dtype=torch.uint8), torch.empty(m, n, dtype=dtype)
-    layouts = hopper._layouts(tile.block_m, tile.block_n, tile.block_kp, dtype)
-    blocks = ([tile.block_m, tile.block_kp], [tile.block_n, tile.block_kp], [tile.block_m, tile.block_n])
-    descs = [TensorDescriptor.from_tensor(t, b, lay) for t, b, lay in zip((x, w, y), blocks, layouts)]
+    descs = hopper.descriptors(tile, x, w, y)
     fn = hopper._weight_only_sm90_kernel
     signature = dict(x_desc=mangle_type(descs[0]), w_desc=mangle_type(descs[1]), y_desc=mangle_type(descs[2]))
     signature.update(w_scale_ptr="*fp32", bias_ptr="*fp32", M="i32", N="i32", KP="i32", w_scale_stride="i32")

@@ -48,62 +48,50 @@ except ImportError:  # older Triton, or a newer one whose Gluon moved
 
 
 if _HAVE_GLUON:
+    # Per slice s: (mask of slice s's two bits in each 16-bit half, 1 / step, -(base / step + 1)) as 32-bit
+    # immediates of bf16x2 / f16x2 pairs; step = 4**s (bf16's slice 3: its high bit is the exponent's low bit, so
+    # 0, 1, 2 become 128, 192, 256, step 64 again)
+    _DECODE_BF16 = (
+        ("0x00030003", "0x3F803F80", "0xC301C301"),
+        ("0x000C000C", "0x3E803E80", "0xC204C204"),
+        ("0x00300030", "0x3D803D80", "0xC110C110"),
+        ("0x00C000C0", "0x3C803C80", "0xC040C040"),
+    )
+    _DECODE_F16 = (
+        ("0x00030003", "0x3C003C00", "0xE401E401"),
+        ("0x000C000C", "0x34003400", "0xDC04DC04"),
+        ("0x00300030", "0x2C002C00", "0xD410D410"),
+        ("0x00C000C0", "0x24002400", "0xCC40CC40"),
+    )
+
+    @gluon.constexpr_function
+    def _decode_asm(s, is_bf16):
+        mask, scale, bias = (_DECODE_BF16 if is_bf16 else _DECODE_F16)[s]
+        exp, fma = ("0x43004300", "fma.rn.bf16x2") if is_bf16 else ("0x64006400", "fma.rn.f16x2")
+        # spread bytes j, j + 1 to the low bytes of a word's halves (ptxas shares this across the 4 slices), mask
+        # slice s's codes into the mantissa of base (128 bf16, 1024 fp16), then w = v / step - (base / step + 1)
+        return (
+            "{ .reg .b32 w, t, a, b; cvt.u32.u16 w, $1; prmt.b32 t, w, 0, 0x4140; "
+            f"lop3.b32 t, t, {mask}, {exp}, 0xEA; mov.b32 a, {scale}; mov.b32 b, {bias}; {fma} $0, t, a, b; }}"
+        )
 
     @gluon.jit
-    def _slice_codes(p, s: gl.constexpr):
-        """Codes (0..2) of slice s of packed bytes p, one a byte, 4 bytes a register."""
-        if s == 0:
-            return gl.inline_asm_elementwise("and.b32 $0, $1, 0x03030303;", "=r,r", [p], gl.uint8, True, 4)
-        elif s == 1:
-            return gl.inline_asm_elementwise(
-                "{ .reg .b32 t; shr.b32 t, $1, 2; and.b32 $0, t, 0x03030303; }", "=r,r", [p], gl.uint8, True, 4
-            )
-        elif s == 2:
-            return gl.inline_asm_elementwise(
-                "{ .reg .b32 t; shr.b32 t, $1, 4; and.b32 $0, t, 0x03030303; }", "=r,r", [p], gl.uint8, True, 4
-            )
-        else:
-            return gl.inline_asm_elementwise(
-                "{ .reg .b32 t; shr.b32 t, $1, 6; and.b32 $0, t, 0x03030303; }", "=r,r", [p], gl.uint8, True, 4
-            )
+    def _decode_slice(p, s: gl.constexpr, IS_BF16: gl.constexpr):
+        """Slice s of packed bytes p -> w = code - 1 as bf16/fp16, exact. Two bytes a call (the two consecutive K
+        columns a 32-bit wgmma operand register holds): 1 PRMT per 8 weights, then 1 LOP3 and 1 FMA a register."""
+        asm: gl.constexpr = _decode_asm(s, IS_BF16)
+        return gl.inline_asm_elementwise(asm, "=r,h", [p], gl.bfloat16 if IS_BF16 else gl.float16, True, 2)
 
     @gluon.jit
-    def _codes_as_weights(t, IS_BF16: gl.constexpr):
-        """Codes c (one a byte) -> w = c - 1 as bf16/fp16, exact: 2 byte permutes and 2 subtractions per 4 codes.
-        PTX takes no immediate operands for packed 16-bit arithmetic, so the constants go through registers."""
-        if IS_BF16:
-            return gl.inline_asm_elementwise(
-                "{ .reg .b32 lo, hi, e, c; mov.b32 e, 0x43434343; mov.b32 c, 0x43014301; "
-                "prmt.b32 lo, $2, e, 0x5150; prmt.b32 hi, $2, e, 0x5352; "
-                "sub.rn.bf16x2 $0, lo, c; sub.rn.bf16x2 $1, hi, c; }",
-                "=r,=r,r",
-                [t],
-                gl.bfloat16,
-                True,
-                4,
-            )
-        else:
-            return gl.inline_asm_elementwise(
-                "{ .reg .b32 lo, hi, e, c; mov.b32 e, 0x64646464; mov.b32 c, 0x64016401; "
-                "prmt.b32 lo, $2, e, 0x5150; prmt.b32 hi, $2, e, 0x5352; "
-                "sub.rn.f16x2 $0, lo, c; sub.rn.f16x2 $1, hi, c; }",
-                "=r,=r,r",
-                [t],
-                gl.float16,
-                True,
-                4,
-            )
-
-    @gluon.jit
-    def _load_stage(x_desc, w_desc, x_smem, w_smem, ready, it, off_m, off_n, KP, pred,
+    def _load_stage(x_desc, w_desc, x_smem, w_smem, ready, it, off_m, off_n, pred,
                     STAGES: gl.constexpr, BKP: gl.constexpr):  # fmt: skip
+        # one copy of packed weights, one of the 4 activation slices (x_desc views x [M, 4 KP] as [4, M, KP]:
+        # slice s of packed byte j meets activation column s * KP + j); each copy costs a CTA barrier here
         stage = it % STAGES
         bar = ready.index(stage)
-        mbarrier.expect(bar, w_desc.block_type.nbytes + 4 * x_desc.block_type.nbytes, pred=pred)
+        mbarrier.expect(bar, w_desc.block_type.nbytes + x_desc.block_type.nbytes, pred=pred)
         _tma_load(w_desc, [off_n, it * BKP], bar, w_smem.index(stage), pred=pred)
-        for s in gl.static_range(4):
-            # slice s of packed byte j meets activation column s * KP + j
-            _tma_load(x_desc, [off_m, s * KP + it * BKP], bar, x_smem.index(stage * 4 + s), pred=pred)
+        _tma_load(x_desc, [0, off_m, it * BKP], bar, x_smem.index(stage), pred=pred)
 
     @gluon.jit
     def _weight_only_sm90_kernel(
@@ -122,8 +110,8 @@ if _HAVE_GLUON:
         STAGES: gl.constexpr,
         num_warps: gl.constexpr,
     ):
-        BLOCK_M: gl.constexpr = x_desc.block_type.shape[0]
-        BKP: gl.constexpr = x_desc.block_type.shape[1]
+        BLOCK_M: gl.constexpr = x_desc.block_type.shape[1]
+        BKP: gl.constexpr = x_desc.block_type.shape[2]
         BLOCK_N: gl.constexpr = w_desc.block_type.shape[0]
 
         pid = gl.program_id(0)
@@ -144,7 +132,7 @@ if _HAVE_GLUON:
         a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=2)
 
         w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES, BLOCK_N, BKP], w_desc.layout)
-        x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * 4, BLOCK_M, BKP], x_desc.layout)
+        x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES, 4, BLOCK_M, BKP], x_desc.layout)
         ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         for i in gl.static_range(STAGES):
             mbarrier.init(ready.index(i), count=1)
@@ -153,7 +141,7 @@ if _HAVE_GLUON:
         # ptxas then serializes every wgmma (C7515). Callers guarantee KP >= BKP.
         n_iter = gl.maximum(gl.cdiv(KP, BKP), 1)
         for i in gl.static_range(STAGES - 1):
-            _load_stage(x_desc, w_desc, x_smem, w_smem, ready, i, off_m, off_n, KP, i < n_iter, STAGES, BKP)
+            _load_stage(x_desc, w_desc, x_smem, w_smem, ready, i, off_m, off_n, i < n_iter, STAGES, BKP)
 
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, layout=mma)
         # the previous stage's decoded operands, carried to the wait that retires its wgmmas
@@ -165,14 +153,15 @@ if _HAVE_GLUON:
             stage = i % STAGES
             mbarrier.wait(ready.index(stage), (i // STAGES) & 1)
             p = w_smem.index(stage).load(a_layout)
-            t0 = _codes_as_weights(_slice_codes(p, 0), IS_BF16)
-            acc = warpgroup_mma(t0, x_smem.index(stage * 4 + 0).permute((1, 0)), acc, is_async=True)
-            t1 = _codes_as_weights(_slice_codes(p, 1), IS_BF16)
-            acc = warpgroup_mma(t1, x_smem.index(stage * 4 + 1).permute((1, 0)), acc, is_async=True)
-            t2 = _codes_as_weights(_slice_codes(p, 2), IS_BF16)
-            acc = warpgroup_mma(t2, x_smem.index(stage * 4 + 2).permute((1, 0)), acc, is_async=True)
-            t3 = _codes_as_weights(_slice_codes(p, 3), IS_BF16)
-            acc = warpgroup_mma(t3, x_smem.index(stage * 4 + 3).permute((1, 0)), acc, is_async=True)
+            xs = x_smem.index(stage).reshape([4 * BLOCK_M, BKP])  # the 4 slices' tiles, one under the other
+            t0 = _decode_slice(p, 0, IS_BF16)
+            acc = warpgroup_mma(t0, xs.slice(0 * BLOCK_M, BLOCK_M).permute((1, 0)), acc, is_async=True)
+            t1 = _decode_slice(p, 1, IS_BF16)
+            acc = warpgroup_mma(t1, xs.slice(1 * BLOCK_M, BLOCK_M).permute((1, 0)), acc, is_async=True)
+            t2 = _decode_slice(p, 2, IS_BF16)
+            acc = warpgroup_mma(t2, xs.slice(2 * BLOCK_M, BLOCK_M).permute((1, 0)), acc, is_async=True)
+            t3 = _decode_slice(p, 3, IS_BF16)
+            acc = warpgroup_mma(t3, xs.slice(3 * BLOCK_M, BLOCK_M).permute((1, 0)), acc, is_async=True)
             # stage i - 1's four wgmmas are done: its buffers take the loads STAGES - 1 ahead
             acc, q0, q1, q2, q3 = warpgroup_mma_wait(num_outstanding=4, deps=(acc, q0, q1, q2, q3))
             q0 = t0
@@ -182,7 +171,7 @@ if _HAVE_GLUON:
             if num_warps > 4:
                 _thread_barrier()  # every warpgroup has retired its reads of that stage
             nxt = i + STAGES - 1
-            _load_stage(x_desc, w_desc, x_smem, w_smem, ready, nxt, off_m, off_n, KP, nxt < n_iter, STAGES, BKP)
+            _load_stage(x_desc, w_desc, x_smem, w_smem, ready, nxt, off_m, off_n, nxt < n_iter, STAGES, BKP)
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
         for i in gl.static_range(STAGES):
             mbarrier.invalidate(ready.index(i))
@@ -230,10 +219,22 @@ def supported(
 @functools.lru_cache(maxsize=64)
 def _layouts(block_m: int, block_n: int, block_kp: int, dtype: torch.dtype):
     gdt = getattr(gl, _GL_DTYPES[dtype])
-    x_layout = gl.NVMMASharedLayout.get_default_for([block_m, block_kp], gdt)
+    x_layout = gl.NVMMASharedLayout.get_default_for([4, block_m, block_kp], gdt)
     w_layout = gl.NVMMASharedLayout.get_default_for([block_n, block_kp], gl.uint8)
     y_layout = gl.NVMMASharedLayout.get_default_for([block_m, block_n], gdt)
     return x_layout, w_layout, y_layout
+
+
+def descriptors(cfg: HopperWeightOnlyConfig, x2: torch.Tensor, packed: torch.Tensor, y: torch.Tensor):
+    """The kernel's TMA descriptors: activations, packed weights, output."""
+    m, kp = x2.shape[0], packed.shape[1]
+    x_layout, w_layout, y_layout = _layouts(cfg.block_m, cfg.block_n, cfg.block_kp, x2.dtype)
+    # the 4 activation slices of a stage in one copy: x [M, 4 KP] seen as [4, M, KP]
+    x_slices = x2.view(m, 4, kp).permute(1, 0, 2)
+    x_desc = TensorDescriptor.from_tensor(x_slices, [4, cfg.block_m, cfg.block_kp], x_layout)
+    w_desc = TensorDescriptor.from_tensor(packed, [cfg.block_n, cfg.block_kp], w_layout)
+    y_desc = TensorDescriptor.from_tensor(y, [cfg.block_m, cfg.block_n], y_layout)
+    return x_desc, w_desc, y_desc
 
 
 def weight_only_sm90(
@@ -248,10 +249,7 @@ def weight_only_sm90(
     The caller has checked `supported`."""
     m = x2.shape[0]
     n, kp = packed.shape
-    x_layout, w_layout, y_layout = _layouts(cfg.block_m, cfg.block_n, cfg.block_kp, x2.dtype)
-    x_desc = TensorDescriptor.from_tensor(x2, [cfg.block_m, cfg.block_kp], x_layout)
-    w_desc = TensorDescriptor.from_tensor(packed, [cfg.block_n, cfg.block_kp], w_layout)
-    y_desc = TensorDescriptor.from_tensor(y, [cfg.block_m, cfg.block_n], y_layout)
+    x_desc, w_desc, y_desc = descriptors(cfg, x2, packed, y)
     w_scale = w_scale.reshape(-1)
     grid = (-(-m // cfg.block_m) * -(-n // cfg.block_n),)
     _weight_only_sm90_kernel[grid](
