@@ -21,8 +21,8 @@ def load(name):
     return mod
 
 
-V = {"v20": load("hopper_v20"), "dec1": load("hopper_dec1"), "dec1r": load("hopper_dec1r"), "dec": load("hopper_decode_only"), "new": pkg}
-out = open(f"{os.environ.get('OUT', '/tmp')}/diag.jsonl", "w")
+V = {k: v for k, v in {"v20": load("hopper_v20"), "dec1": load("hopper_dec1"), "dec1r": load("hopper_dec1r"), "dec": load("hopper_decode_only"), "new": pkg}.items() if k in os.environ.get("VARIANTS", "v20,dec1,dec1r,dec,new").split(",")}
+out = open(f"{os.environ.get('OUT', '/tmp')}/{os.environ.get('NAME', 'diag')}.jsonl", "w")
 gen = torch.Generator(device="cuda").manual_seed(1)
 CASES = [
     ((28672, 4096), 64, C(64, 64, 64, 4, 3)),

@@ -83,6 +83,14 @@ if _HAVE_GLUON:
         return gl.inline_asm_elementwise(asm, "=r,h", [p], gl.bfloat16 if IS_BF16 else gl.float16, True, 2)
 
     @gluon.jit
+    def _hold(t):
+        """Keeps the 32-bit registers of a wgmma's register operand t live to this point (an empty asm that reads
+        them). warpgroup_mma_wait's deps name t's 16-bit halves, which ptxas may keep elsewhere: it then reused the
+        operand's own registers for the next stage's decode while the wgmmas still read them (outputs off at random
+        in v21's first runs)."""
+        return gl.inline_asm_elementwise("// hold $1", "=r,r", [t], t.dtype, False, 2)
+
+    @gluon.jit
     def _load_stage(x_desc, w_desc, x_smem, w_smem, ready, it, off_m, off_n, pred,
                     STAGES: gl.constexpr, BKP: gl.constexpr):  # fmt: skip
         # one copy of packed weights, one of the 4 activation slices (x_desc views x [M, 4 KP] as [4, M, KP]:
@@ -140,37 +148,36 @@ if _HAVE_GLUON:
         # At least one step, so that no path reaches the last wait with the accumulator set outside the loop:
         # ptxas then serializes every wgmma (C7515). Callers guarantee KP >= BKP.
         n_iter = gl.maximum(gl.cdiv(KP, BKP), 1)
-        for i in gl.static_range(STAGES - 1):
+        for i in gl.static_range(STAGES):
             _load_stage(x_desc, w_desc, x_smem, w_smem, ready, i, off_m, off_n, i < n_iter, STAGES, BKP)
 
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, layout=mma)
-        # the previous stage's decoded operands, carried to the wait that retires its wgmmas
-        q0 = gl.zeros([BLOCK_N, BKP], x_desc.dtype, layout=a_layout)
-        q1 = q0
-        q2 = q0
-        q3 = q0
         for i in range(n_iter):
             stage = i % STAGES
             mbarrier.wait(ready.index(stage), (i // STAGES) & 1)
             p = w_smem.index(stage).load(a_layout)
             xs = x_smem.index(stage).reshape([4 * BLOCK_M, BKP])  # the 4 slices' tiles, one under the other
+            # slice s + 1 is decoded while slice s multiplies; each wait retires the slice before, whose operand
+            # registers are then released (_hold). No register operand is in flight across the loop's back edge.
             t0 = _decode_slice(p, 0, IS_BF16)
             acc = warpgroup_mma(t0, xs.slice(0 * BLOCK_M, BLOCK_M).permute((1, 0)), acc, is_async=True)
             t1 = _decode_slice(p, 1, IS_BF16)
             acc = warpgroup_mma(t1, xs.slice(1 * BLOCK_M, BLOCK_M).permute((1, 0)), acc, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
+            _hold(t0)
             t2 = _decode_slice(p, 2, IS_BF16)
             acc = warpgroup_mma(t2, xs.slice(2 * BLOCK_M, BLOCK_M).permute((1, 0)), acc, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
+            _hold(t1)
             t3 = _decode_slice(p, 3, IS_BF16)
             acc = warpgroup_mma(t3, xs.slice(3 * BLOCK_M, BLOCK_M).permute((1, 0)), acc, is_async=True)
-            # stage i - 1's four wgmmas are done: its buffers take the loads STAGES - 1 ahead
-            acc, q0, q1, q2, q3 = warpgroup_mma_wait(num_outstanding=4, deps=(acc, q0, q1, q2, q3))
-            q0 = t0
-            q1 = t1
-            q2 = t2
-            q3 = t3
+            acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
+            _hold(t2)
+            _hold(t3)
             if num_warps > 4:
-                _thread_barrier()  # every warpgroup has retired its reads of that stage
-            nxt = i + STAGES - 1
+                _thread_barrier()  # every warpgroup has retired its reads of this stage
+            # this stage's buffers take the loads STAGES ahead
+            nxt = i + STAGES
             _load_stage(x_desc, w_desc, x_smem, w_smem, ready, nxt, off_m, off_n, nxt < n_iter, STAGES, BKP)
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
         for i in gl.static_range(STAGES):
