@@ -269,19 +269,19 @@ def hopper_weight_only_config(
     """The Gluon sm_90 GEMM's tile for a ternary weight-only call with bf16/fp16 activations (hopper.py), or None
     where the Triton kernels or dequantize + cuBLAS stay. A tuned config for the shape (tune_linear) keeps it off.
 
-    H100 sweeps (NOTES.md v20, us, against the rules before it in the same process):
-    - 17-32 tokens, 64 x 32 x 64 on 4 stages, except on layers of >= 16384 rows, where it tied or lost (28672x4096
-      33.0 against 31.7): 8192x28672 75.7 -> 65.6, 4096x4096 15.7 -> 11.5, 2560x6912 18.9 -> 17.3;
-    - 33-64 tokens, 64 x 64 x 64 on 3 stages (4 on K-heavy layers), layers of >= 4096 rows (2560x6912 lost, 17.8
-      -> 19.2) and not K-heavy below 8192 rows (the v20 bench: 4096x14336 32.6 -> 37.3): 28672x4096 45.2 -> 36.5,
-      57344x8192 148 -> 122, 8192x28672 102 -> 76, 6144x4096 17.1 -> 12.5;
-    - 65-128 tokens, 64 x 128 x 64: every layer swept (57344x8192 259 -> 197, 2560x6912 26.9 -> 23.6);
-    - 129-1024 tokens on layers of >= 8192 rows, 128 x 128 x 32 on 8 warps up to 256 tokens, then 128 rows x 256
-      tokens: 28672x4096 M=256 135 -> 105, 57344x8192 M=1024 1691 (dequantize + cuBLAS) -> 1339; on smaller layers
-      these tiles make too few programs (4096x4096 M=256 23.6 -> 31.7)."""
+    H100, v21 kernel (NOTES.md v21, cmd4: us against the Triton path in the same process): it wins at 8-1024 tokens
+    on every layer swept (4096x4096 to 57344x8192) but where excluded here:
+    - 8-16 tokens: 28672x4096 M=16 25.3 -> 19.9, 57344x8192 82.0 -> 60.8, 8192x28672 52.9 -> 38.9, 4096x4096 10.4 ->
+      7.6; M=8 28672x4096 21.8 -> 18.4, 8192x28672 43.5 -> 39.7 (4096x14336 a tie, 20.4 both). Fewer tokens were not
+      swept (v20's kernel lost at 4: 28672x4096 17.5 -> 26.8);
+    - 17-64 tokens: 28672x4096 M=32 31.6 -> 25.1, M=64 45.3 -> 29.1, 8192x28672 M=64 103 -> 64, 4096x14336 M=64 33.2
+      -> 32.6; below 4096 rows v20's kernel lost at 64 tokens (2560x6912 17.8 -> 19.2), not re-swept;
+    - 65-128 tokens: every layer (57344x8192 260 -> 170, 4096x4096 17.5 -> 15.2);
+    - 129-1024 tokens from 8192 rows: 28672x4096 M=256 131 -> 85, M=1024 411 (dequantize + cuBLAS) -> 344; on
+      smaller layers the 128 x 128 tiles make too few programs (4096x14336 M=256 71 -> 101)."""
     if fmt != "ternary" or x_bytes != 2 or device.type != "cuda" or interpreter_enabled():
         return None
-    if os.environ.get(HOPPER_ENV, "1") == "0" or not _is_sm90(device) or m <= 16 or m > 1024:
+    if os.environ.get(HOPPER_ENV, "1") == "0" or not _is_sm90(device) or m < 8 or m > 1024:
         return None
     if n * k <= 12 * 2**20:  # not swept on layers this small (the smallest: 4096x4096)
         return None
@@ -289,26 +289,35 @@ def hopper_weight_only_config(
         return None
     if _tuned(TUNED_DEQUANT, device, fmt, False, m, n, k, x_bytes):
         return None
-    if m <= 32 and n >= 16384:
-        return None
     if (m <= 64 and n < 4096) or (m > 128 and n < 8192):
-        return None
-    if m <= 64 and k >= 2.5 * n and n < 8192:  # the v20 bench: 4096x14336 M=64 32.6 -> 37.3 us
         return None
     return hopper_tile(m, n, k)
 
 
 def hopper_tile(m: int, n: int, k: int) -> HopperWeightOnlyConfig:
     """The Gluon GEMM's tile for M tokens wherever it runs (hopper_weight_only_config says where; path="hopper"
-    forces it anywhere): the tokens a program are the wgmma's N, 16-256."""
+    forces it anywhere): the tokens a program are the wgmma's N, 8-256. Tall layers (>= 16384 rows, >= 2x their
+    columns) take twice the rows a program from 64 tokens on, and short K steps below 32 tokens (v21 cmd4, H100:
+    28672x4096 M=64 31.5 -> 29.1 us on 128 x 64 x 64, M=16 22.1 -> 19.9 on 64 x 16 x 64; the others lose there)."""
+    tall = n >= 16384 and n >= 2 * k
+    if m <= 8:
+        return (
+            HopperWeightOnlyConfig(64, 8, 64, num_stages=4)
+            if tall and k <= 4096
+            else HopperWeightOnlyConfig(64, 8, 128)
+        )
     if m <= 16:
-        return HopperWeightOnlyConfig(64, 16, 64, num_stages=4)
+        return HopperWeightOnlyConfig(64, 16, 64, num_stages=4) if tall else HopperWeightOnlyConfig(64, 16, 128)
     if m <= 32:
-        return HopperWeightOnlyConfig(64, 32, 64, num_stages=4)
+        return HopperWeightOnlyConfig(64, 32, 64)
     if m <= 64:
-        return HopperWeightOnlyConfig(64, 64, 64, num_stages=4 if k >= 2.5 * n else 3)
+        return (
+            HopperWeightOnlyConfig(128, 64, 64, num_warps=8, num_stages=2)
+            if tall
+            else HopperWeightOnlyConfig(64, 64, 64)
+        )
     if m <= 128:
-        return HopperWeightOnlyConfig(64, 128, 64)
+        return HopperWeightOnlyConfig(128, 128, 32, num_warps=8) if tall else HopperWeightOnlyConfig(64, 128, 64)
     if m <= 256:
         return HopperWeightOnlyConfig(128, 128, 32, num_warps=8)
     return HopperWeightOnlyConfig(128, 256, 32, num_warps=8)

@@ -1,17 +1,24 @@
-"""The weight-only GEMM for Hopper (sm_90) in Gluon: ternary codes, bf16/fp16 activations, 17-1024 tokens.
+"""The weight-only GEMM for Hopper (sm_90) in Gluon: ternary codes, bf16/fp16 activations, 8-1024 tokens.
 
 Why a second weight-only GEMM: Triton's pipeliner waits for every wgmma whose left operand comes from registers
 before it issues the next (`wait_group 0` after each dot), so each warpgroup decodes a stage, multiplies, and
 waits, and the tensor cores idle while it decodes; tile sweeps left the Triton kernel at ~35-40% of their rate at
-64 tokens whatever the tile (NOTES.md v20). Here every stage of packed weights and activation slices arrives by
-TMA in a ring of shared-memory buffers; the wgmmas are asynchronous, so while stage i's run the warpgroup decodes
-stage i + 1. It waits only for stage i - 1's wgmmas, whose register operands are carried to that wait (so they
-stay live until then), and refills that stage's buffers STAGES - 1 ahead.
+64 tokens whatever the tile (NOTES.md v20). Here every stage's packed weights (one TMA copy) and its 4 activation
+slices (one 3D TMA copy: x [M, 4 KP] seen as [4, M, KP]) arrive in a ring of shared-memory buffers, STAGES ahead.
+The wgmmas are asynchronous: the warpgroup decodes slice s + 1 while slice s multiplies, then retires slice s.
 
-Decode: slice s of a packed byte, code c in {0, 1, 2} (w + 1), is placed under the exponent byte of 128 (bf16
-0x43; fp16 0x64, of 1024) and 129 (1025) is subtracted: w itself, exact, in 6 instructions per 4 codes. The
-accumulator is the fp32 sum of w * x, as cuBLAS's, with no row-sum correction and no second launch; outputs are
-deterministic (fixed K order).
+The decoded slices are the wgmmas' register operands, which the hardware reads while the wgmma runs: no write may
+reach them before the wait that retires it. warpgroup_mma_wait's deps name a tensor's 16-bit halves, not the 32-bit
+registers the wgmma reads, so ptxas may reuse those (v20's kernel carried stage i's operands across the loop's back
+edge and ptxas wrote the next stage's decode into them: a latent race that v21's faster decode turned into wrong
+outputs). So every wgmma retires inside its stage, and `_hold` reads its operand registers after the wait; the
+CPU tests check the SASS for any write to an in-flight operand.
+
+Decode: two consecutive packed bytes are spread to the low bytes of a word's halves (one PRMT for the 4 slices);
+slice s's codes c in {0, 1, 2} (w + 1) are masked into the mantissa of 128 (bf16; 1024 fp16), giving 128 + 4**s c
+(bf16 slice 3: 128 + 64 c), and one FMA gives w = v / step - (128 / step + 1), exact: 1 LOP3 and 1 FMA a register
+of two weights. The accumulator is the fp32 sum of w * x, as cuBLAS's, with no row-sum correction and no second
+launch; outputs are deterministic (fixed K order).
 
 Gluon is experimental and moves between Triton releases: the imports are guarded, `available()` says whether this
 Triton has the API used here, and callers check `supported()` first (kernel.linear_triton, configs'
