@@ -84,7 +84,19 @@ def sm90():
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize(
     ("m", "n", "k"),
-    [(64, 4096, 4096), (50, 1000, 2048), (3, 2056, 1024), (200, 4096, 4096), (9, 8192, 28672), (1000, 28672, 4096)],
+    [
+        (64, 4096, 4096),
+        (50, 1000, 2048),
+        (3, 2056, 1024),
+        (200, 4096, 4096),
+        (9, 8192, 28672),
+        (1000, 28672, 4096),
+        # tall layers' tiles, on grids of 2 programs an SM: where v20's operand race showed (NOTES.md v21)
+        (8, 28672, 4096),
+        (16, 28672, 4096),
+        (64, 28672, 4096),
+        (128, 28672, 4096),
+    ],
 )
 def test_hopper_weight_only_on_gpu(m, n, k, dtype):
     """The Gluon sm_90 GEMM (path="hopper", every tile of hopper_tile by M) against the float64 oracle: the sum of
@@ -102,7 +114,9 @@ def test_hopper_weight_only_on_gpu(m, n, k, dtype):
     assert torch.equal(y, linear_triton(x, packed, scale, k, "ternary", None, bias, path="hopper"))
 
 
-@pytest.mark.parametrize(("m", "n", "k"), [(64, 28672, 4096), (256, 8192, 4096), (32, 4096, 4096)])
+@pytest.mark.parametrize(
+    ("m", "n", "k"), [(64, 28672, 4096), (256, 8192, 4096), (32, 4096, 4096), (8, 28672, 4096), (16, 8192, 28672)]
+)
 def test_hopper_rules_pick_it_on_gpu(m, n, k):
     """Where the rules send weight-only calls to the Gluon GEMM, auto gives the forced path's result bit for bit,
     under CUDA-graph replay too."""
