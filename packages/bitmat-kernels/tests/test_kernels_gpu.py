@@ -361,7 +361,9 @@ def test_tune_linear_on_the_gpu(tmp_path, weight_bits, activation_bits):
         x = torch.randn(256, k, device="cuda", dtype=torch.bfloat16)
         kwargs = dict(in_features=k, weight_bits=weight_bits, activation_bits=activation_bits)
         before = bk.bitmat_linear(x, packed, scale, **kwargs)
-        records = bk.tune_linear(packed, scale, batch_sizes=[1, 4, 16, 256], budget_ms=10, **kwargs)
+        # ternary weight-only at 8-128 tokens runs the Gluon GEMM, whose tile tune_linear leaves alone: M=2 keeps
+        # three tuned points there
+        records = bk.tune_linear(packed, scale, batch_sizes=[1, 2, 4, 16, 256], budget_ms=10, **kwargs)
         tuned = [r for r in records if r["config"] is not None]
         assert len(tuned) >= 3 and all(r["us"] > 0 and r["candidates"] >= 2 for r in tuned), records
         after = bk.bitmat_linear(x, packed, scale, **kwargs)
