@@ -54,8 +54,12 @@ SWEEP3 = {  # cmd7: K-heavy layers at 16 / 64 tokens (more programs), small laye
     256: [C(128, 128, 32, 8, 3), C(64, 128, 64, 4, 3), C(64, 256, 32, 4, 3), C(64, 128, 32, 4, 4), C(64, 64, 64, 4, 3)],
     512: [C(128, 256, 32, 8, 3), C(64, 128, 64, 4, 3), C(64, 256, 32, 4, 3), C(128, 128, 32, 8, 3)],
 }
+SWEEP4_TILES = [C(128, 128, 32, 8, 3), C(128, 256, 32, 8, 3), C(64, 128, 64, 4, 3), C(64, 256, 32, 4, 3), C(64, 64, 64, 4, 3)]
+SWEEP4 = {256: SWEEP4_TILES, 512: SWEEP4_TILES, 1024: SWEEP4_TILES}  # cmd8: 256-1024 tokens, every bench layer
 if os.environ.get("SWEEP") == "3":
     EXTRA = SWEEP3
+if os.environ.get("SWEEP") == "4":
+    EXTRA = SWEEP4
 ONLY = os.environ.get("VARIANTS", "v20,dec,new").split(",")
 gen = torch.Generator(device="cuda").manual_seed(0)
 
