@@ -56,6 +56,9 @@ SWEEP3 = {  # cmd7: K-heavy layers at 16 / 64 tokens (more programs), small laye
 }
 SWEEP4_TILES = [C(128, 128, 32, 8, 3), C(128, 256, 32, 8, 3), C(64, 128, 64, 4, 3), C(64, 256, 32, 4, 3), C(64, 64, 64, 4, 3)]
 SWEEP4 = {256: SWEEP4_TILES, 512: SWEEP4_TILES, 1024: SWEEP4_TILES}  # cmd8: 256-1024 tokens, every bench layer
+SWEEP5 = {m: [C(128, 128, 32, 8, 3), C(128, 256, 32, 8, 3)] for m in (2048, 4096, 8192)}  # cmd9: beyond 1024 tokens
+if os.environ.get("SWEEP") == "5":
+    EXTRA = SWEEP5
 if os.environ.get("SWEEP") == "3":
     EXTRA = SWEEP3
 if os.environ.get("SWEEP") == "4":
