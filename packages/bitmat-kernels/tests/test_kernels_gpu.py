@@ -96,6 +96,11 @@ def sm90():
         (16, 28672, 4096),
         (64, 28672, 4096),
         (128, 28672, 4096),
+        # K-heavy layers' long K steps, 64 x 256 tiles at 257-512 tokens, beyond 1024 tokens
+        (16, 4096, 14336),
+        (50, 4096, 14336),
+        (300, 4096, 4096),
+        (2048, 8192, 4096),
     ],
 )
 def test_hopper_weight_only_on_gpu(m, n, k, dtype):
@@ -361,11 +366,11 @@ def test_tune_linear_on_the_gpu(tmp_path, weight_bits, activation_bits):
         x = torch.randn(256, k, device="cuda", dtype=torch.bfloat16)
         kwargs = dict(in_features=k, weight_bits=weight_bits, activation_bits=activation_bits)
         before = bk.bitmat_linear(x, packed, scale, **kwargs)
-        # ternary weight-only at 8-128 tokens runs the Gluon GEMM, whose tile tune_linear leaves alone: M=2 keeps
-        # three tuned points there
         records = bk.tune_linear(packed, scale, batch_sizes=[1, 2, 4, 16, 256], budget_ms=10, **kwargs)
         tuned = [r for r in records if r["config"] is not None]
-        assert len(tuned) >= 3 and all(r["us"] > 0 and r["candidates"] >= 2 for r in tuned), records
+        # ternary weight-only from 8 tokens runs the Gluon GEMM, whose tile tune_linear leaves alone (sm_90)
+        gluon = weight_bits == 1.58 and activation_bits is None and sm90()
+        assert len(tuned) >= (2 if gluon else 3) and all(r["us"] > 0 and r["candidates"] >= 2 for r in tuned), records
         after = bk.bitmat_linear(x, packed, scale, **kwargs)
         if activation_bits == 8:
             assert torch.equal(after, before)

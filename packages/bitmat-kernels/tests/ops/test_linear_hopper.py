@@ -45,24 +45,31 @@ def on_h100(monkeypatch):
         (8, 28672, 4096, Tile(64, 8, 64, num_stages=4)),  # tall layers: short K steps
         (8, 57344, 8192, Tile(64, 8, 128)),
         (16, 28672, 4096, Tile(64, 16, 64, num_stages=4)),
-        (9, 8192, 28672, Tile(64, 16, 128)),
+        (9, 8192, 28672, Tile(64, 16, 256, num_stages=2)),  # K-heavy: long ones
         (16, 4096, 4096, Tile(64, 16, 128)),
         (32, 28672, 4096, Tile(64, 32, 64)),
         (17, 8192, 28672, Tile(64, 32, 64)),
         (64, 28672, 4096, Tile(128, 64, 64, num_warps=8, num_stages=2)),  # tall layers: 128 rows a program
         (33, 57344, 8192, Tile(128, 64, 64, num_warps=8, num_stages=2)),
-        (64, 8192, 28672, Tile(64, 64, 64)),
-        (64, 4096, 14336, Tile(64, 64, 64)),
+        (64, 8192, 28672, Tile(64, 64, 128, num_stages=2)),
+        (64, 4096, 14336, Tile(64, 64, 128, num_stages=2)),
+        (64, 4096, 4096, Tile(64, 64, 64)),
         (64, 2560, 6912, None),  # fewer than 4096 rows lost at 64 tokens (v20)
+        (64, 3840, 2560, None),  # layers of <= 12M weights were not swept below 129 tokens
         (128, 2560, 6912, Tile(64, 128, 64)),
         (100, 4096, 4096, Tile(64, 128, 64)),
         (128, 28672, 4096, Tile(128, 128, 32, num_warps=8)),
-        (256, 4096, 4096, None),  # 128 x 128 tiles underfill small layers
+        (256, 4096, 4096, Tile(64, 128, 64)),  # 64-row tiles where 128 x 128 ones make too few programs
+        (256, 3840, 2560, Tile(64, 128, 64)),
+        (256, 8192, 28672, Tile(64, 128, 64)),
         (256, 28672, 4096, Tile(128, 128, 32, num_warps=8)),
-        (129, 8192, 28672, Tile(128, 128, 32, num_warps=8)),
-        (1024, 57344, 8192, Tile(128, 256, 32, num_warps=8)),
-        (1025, 57344, 8192, None),  # beyond: dequantize + cuBLAS, as before
-        (64, 3840, 2560, None),  # layers of <= 12M weights were not swept
+        (129, 13824, 2560, Tile(128, 128, 32, num_warps=8)),
+        (512, 4096, 4096, Tile(64, 256, 32)),
+        (512, 6144, 4096, Tile(128, 128, 32, num_warps=8)),
+        (1024, 57344, 8192, Tile(128, 128, 32, num_warps=8)),
+        (4096, 4096, 4096, Tile(128, 128, 32, num_warps=8)),  # beyond 1024 tokens on >= 4096 rows
+        (2048, 2560, 6912, None),  # fewer rows: dequantize + cuBLAS
+        (8193, 57344, 8192, None),  # not swept beyond 8192 tokens
     ],
 )
 def test_hopper_rules(on_h100, m, n, k, tile):
@@ -85,7 +92,7 @@ def test_hopper_rules_only_where_measured(on_h100, monkeypatch):
 
 
 def test_hopper_tile_covers_every_m():
-    for m in (1, 16, 17, 32, 33, 64, 65, 128, 129, 256, 257, 4096):
+    for m in (1, 8, 9, 16, 17, 32, 33, 64, 65, 128, 129, 256, 257, 512, 513, 4096):
         tile = configs.hopper_tile(m, 4096, 4096)
         assert tile.block_m >= min(m, 128) and tile.block_m in (8, 16, 32, 64, 128, 256)  # one token block to 128
 

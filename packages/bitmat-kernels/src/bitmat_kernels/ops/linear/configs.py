@@ -269,58 +269,78 @@ def hopper_weight_only_config(
     """The Gluon sm_90 GEMM's tile for a ternary weight-only call with bf16/fp16 activations (hopper.py), or None
     where the Triton kernels or dequantize + cuBLAS stay. A tuned config for the shape (tune_linear) keeps it off.
 
-    H100, v21 kernel (NOTES.md v21, cmd4: us against the Triton path in the same process): it wins at 8-1024 tokens
-    on every layer swept (4096x4096 to 57344x8192) but where excluded here:
-    - 8-16 tokens: 28672x4096 M=16 25.3 -> 19.9, 57344x8192 82.0 -> 60.8, 8192x28672 52.9 -> 38.9, 4096x4096 10.4 ->
-      7.6; M=8 28672x4096 21.8 -> 18.4, 8192x28672 43.5 -> 39.7 (4096x14336 a tie, 20.4 both). Fewer tokens were not
-      swept (v20's kernel lost at 4: 28672x4096 17.5 -> 26.8);
-    - 17-64 tokens: 28672x4096 M=32 31.6 -> 25.1, M=64 45.3 -> 29.1, 8192x28672 M=64 103 -> 64, 4096x14336 M=64 33.2
-      -> 32.6; below 4096 rows v20's kernel lost at 64 tokens (2560x6912 17.8 -> 19.2), not re-swept;
-    - 65-128 tokens: every layer (57344x8192 260 -> 170, 4096x4096 17.5 -> 15.2);
-    - 129-1024 tokens from 8192 rows: 28672x4096 M=256 131 -> 85, M=1024 411 (dequantize + cuBLAS) -> 344; on
-      smaller layers the 128 x 128 tiles make too few programs (4096x14336 M=256 71 -> 101)."""
+    H100, v21 kernel (NOTES.md v21: us against the path it replaces, same process):
+    - 8-16 tokens (cmd4): 28672x4096 M=16 25.3 -> 19.9, 57344x8192 82.0 -> 60.8, 8192x28672 52.9 -> 38.9, 4096x4096
+      10.4 -> 7.6; M=8 28672x4096 21.8 -> 18.4, 8192x28672 43.5 -> 39.7 (4096x14336 a tie, 20.4 both). Fewer tokens
+      were not swept (v20's kernel lost at 4: 28672x4096 17.5 -> 26.8);
+    - 17-128 tokens (cmd4) on layers of > 12M weights, and at 17-64 of >= 4096 rows (v20's kernel lost on 2560x6912
+      at 64 tokens, 17.8 -> 19.2; not re-swept): 28672x4096 M=64 45.3 -> 29.1, 8192x28672 M=64 103 -> 64, 57344x8192
+      M=128 260 -> 170;
+    - 129-1024 tokens (sweep 4), every layer: 3840x2560 M=256 17.2 -> 11.1, 4096x4096 M=256 24.5 -> 15.9, 28672x4096
+      M=256 136 -> 87, M=1024 412 (dequantize + cuBLAS) -> 317, 57344x8192 M=1024 1755 -> 1237;
+    - 1025-8192 tokens (sweep 5) on layers of >= 4096 rows: 57344x8192 M=2048 3018 -> 2668, 28672x4096 M=2048 765 ->
+      678, 4096x4096 M=4096 205 -> 190 (6144x4096 lost at 2048 tokens, 155 -> 161; fewer rows lost, 2560x6912 M=2048
+      108 -> 128). More tokens were not swept."""
     if fmt != "ternary" or x_bytes != 2 or device.type != "cuda" or interpreter_enabled():
         return None
-    if os.environ.get(HOPPER_ENV, "1") == "0" or not _is_sm90(device) or m < 8 or m > 1024:
-        return None
-    if n * k <= 12 * 2**20:  # not swept on layers this small (the smallest: 4096x4096)
+    if os.environ.get(HOPPER_ENV, "1") == "0" or not _is_sm90(device) or m < 8 or m > 8192:
         return None
     if _tuned(TUNED_GEMM, device, fmt, False, m, n, k, x_bytes) is not None:
         return None
     if _tuned(TUNED_DEQUANT, device, fmt, False, m, n, k, x_bytes):
         return None
-    if (m <= 64 and n < 4096) or (m > 128 and n < 8192):
+    if m <= 128 and (n * k <= 12 * 2**20 or (m <= 64 and n < 4096)):
+        return None
+    if m > 1024 and n < 4096:
         return None
     return hopper_tile(m, n, k)
 
 
+def _k_step(kp: int, want: int) -> int:
+    """The longest K step (packed bytes) up to `want` that divides a row's kp bytes: whole stages (hopper.supported)."""
+    step = want
+    while step > 32 and kp % step:
+        step //= 2
+    return step
+
+
 def hopper_tile(m: int, n: int, k: int) -> HopperWeightOnlyConfig:
     """The Gluon GEMM's tile for M tokens wherever it runs (hopper_weight_only_config says where; path="hopper"
-    forces it anywhere): the tokens a program are the wgmma's N, 8-256. Tall layers (>= 16384 rows, >= 2x their
-    columns) take twice the rows a program from 64 tokens on, and short K steps below 32 tokens (v21 cmd4, H100:
-    28672x4096 M=64 31.5 -> 29.1 us on 128 x 64 x 64, M=16 22.1 -> 19.9 on 64 x 16 x 64; the others lose there)."""
+    forces it anywhere): the tokens a program are the wgmma's N, 8-256. H100 sweeps (NOTES.md v21, us): tall layers
+    (>= 16384 rows, >= 2x their columns) take 128 rows a program at 33-128 tokens (28672x4096 M=64 31.5 -> 29.1) and
+    short K steps below 17 (M=16 22.1 -> 19.9); K-heavy layers long ones (8192x28672 M=16 40.2 -> 39.0, M=64 65.2 ->
+    62.9; 4096x14336 M=64 32.5 -> 28.2); from 129 tokens 128 x 128 tiles on 8 warps where they make enough programs
+    (10240 rows and more up to 256 tokens, 6144 up to 512, every layer beyond: 57344x8192 M=1024 1483 -> 1237 against
+    128 x 256), else 64-row tiles (4096x4096 M=256 31.6 -> 15.9)."""
+    kp = k // 4
     tall = n >= 16384 and n >= 2 * k
+    k_heavy = k >= 2.5 * n
     if m <= 8:
-        return (
-            HopperWeightOnlyConfig(64, 8, 64, num_stages=4)
-            if tall and k <= 4096
-            else HopperWeightOnlyConfig(64, 8, 128)
-        )
+        if tall and k <= 4096:
+            return HopperWeightOnlyConfig(64, 8, _k_step(kp, 64), num_stages=4)
+        return HopperWeightOnlyConfig(64, 8, _k_step(kp, 128))
     if m <= 16:
-        return HopperWeightOnlyConfig(64, 16, 64, num_stages=4) if tall else HopperWeightOnlyConfig(64, 16, 128)
+        if tall:
+            return HopperWeightOnlyConfig(64, 16, _k_step(kp, 64), num_stages=4)
+        if k_heavy:
+            return HopperWeightOnlyConfig(64, 16, _k_step(kp, 256), num_stages=2)
+        return HopperWeightOnlyConfig(64, 16, _k_step(kp, 128))
     if m <= 32:
-        return HopperWeightOnlyConfig(64, 32, 64)
+        return HopperWeightOnlyConfig(64, 32, _k_step(kp, 64))
     if m <= 64:
-        return (
-            HopperWeightOnlyConfig(128, 64, 64, num_warps=8, num_stages=2)
-            if tall
-            else HopperWeightOnlyConfig(64, 64, 64)
-        )
+        if tall:
+            return HopperWeightOnlyConfig(128, 64, _k_step(kp, 64), num_warps=8, num_stages=2)
+        if k_heavy:
+            return HopperWeightOnlyConfig(64, 64, _k_step(kp, 128), num_stages=2)
+        return HopperWeightOnlyConfig(64, 64, _k_step(kp, 64))
+    wide = HopperWeightOnlyConfig(128, 128, _k_step(kp, 32), num_warps=8)
     if m <= 128:
-        return HopperWeightOnlyConfig(128, 128, 32, num_warps=8) if tall else HopperWeightOnlyConfig(64, 128, 64)
+        return wide if tall else HopperWeightOnlyConfig(64, 128, _k_step(kp, 64))
     if m <= 256:
-        return HopperWeightOnlyConfig(128, 128, 32, num_warps=8)
-    return HopperWeightOnlyConfig(128, 256, 32, num_warps=8)
+        return wide if n >= 10240 and not k_heavy else HopperWeightOnlyConfig(64, 128, _k_step(kp, 64))
+    if m <= 512:
+        return wide if n >= 6144 else HopperWeightOnlyConfig(64, 256, _k_step(kp, 32))
+    return wide
 
 
 def dequant_min_m(n: int, k: int) -> int:
