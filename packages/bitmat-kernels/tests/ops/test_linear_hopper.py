@@ -68,7 +68,9 @@ def on_h100(monkeypatch):
         (512, 6144, 4096, Tile(128, 128, 32, num_warps=8)),
         (1024, 57344, 8192, Tile(128, 128, 32, num_warps=8)),
         (4096, 4096, 4096, Tile(128, 128, 32, num_warps=8)),  # beyond 1024 tokens on >= 4096 rows
-        (2048, 2560, 6912, None),  # fewer rows: dequantize + cuBLAS
+        (1024, 2560, 6912, None),  # fewer rows: dequantize + cuBLAS
+        (1024, 3840, 2560, Tile(128, 128, 32, num_warps=8)),
+        (2048, 3840, 2560, None),
         (8193, 57344, 8192, None),  # not swept beyond 8192 tokens
     ],
 )

@@ -276,8 +276,9 @@ def hopper_weight_only_config(
     - 17-128 tokens (cmd4) on layers of > 12M weights, and at 17-64 of >= 4096 rows (v20's kernel lost on 2560x6912
       at 64 tokens, 17.8 -> 19.2; not re-swept): 28672x4096 M=64 45.3 -> 29.1, 8192x28672 M=64 103 -> 64, 57344x8192
       M=128 260 -> 170;
-    - 129-1024 tokens (sweep 4), every layer: 3840x2560 M=256 17.2 -> 11.1, 4096x4096 M=256 24.5 -> 15.9, 28672x4096
-      M=256 136 -> 87, M=1024 412 (dequantize + cuBLAS) -> 317, 57344x8192 M=1024 1755 -> 1237;
+    - 129-1024 tokens (sweep 4), every layer but 2560x6912 beyond 512 tokens (M=1024 61.6 -> 70.3): 3840x2560
+      M=256 17.2 -> 11.1, 4096x4096 M=256 24.5 -> 15.9, 28672x4096 M=256 136 -> 87, M=1024 412 (dequantize +
+      cuBLAS) -> 317, 57344x8192 M=1024 1755 -> 1237;
     - 1025-8192 tokens (sweep 5) on layers of >= 4096 rows: 57344x8192 M=2048 3018 -> 2668, 28672x4096 M=2048 765 ->
       678, 4096x4096 M=4096 205 -> 190 (6144x4096 lost at 2048 tokens, 155 -> 161; fewer rows lost, 2560x6912 M=2048
       108 -> 128). More tokens were not swept."""
@@ -291,7 +292,7 @@ def hopper_weight_only_config(
         return None
     if m <= 128 and (n * k <= 12 * 2**20 or (m <= 64 and n < 4096)):
         return None
-    if m > 1024 and n < 4096:
+    if (m > 512 and n < 3072) or (m > 1024 and n < 4096):  # 2560x6912 M=1024 62 -> 70, M=2048 108 -> 128
         return None
     return hopper_tile(m, n, k)
 
