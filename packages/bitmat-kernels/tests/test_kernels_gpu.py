@@ -119,6 +119,24 @@ def test_hopper_weight_only_on_gpu(m, n, k, dtype):
     assert torch.equal(y, linear_triton(x, packed, scale, k, "ternary", None, bias, path="hopper"))
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize(
+    ("m", "n", "k"), [(64, 4096, 4096), (50, 1000, 2048), (16, 28672, 4096), (300, 4096, 4096), (9, 8192, 28672)]
+)
+def test_hopper_binary_on_gpu(m, n, k, dtype):
+    """Binary weights (8 codes a byte, w = +-1 from the sign bit) on the Gluon GEMM, against the float64 oracle."""
+    if not sm90():
+        pytest.skip("the Gluon GEMM is for sm_90 (H100/H200)")
+    packed, scale = layer(n, k, 1, per_channel=m % 2 == 0)
+    x = torch.randn(m, k, device="cuda", dtype=dtype)
+    bias = torch.randn(n, device="cuda", dtype=dtype) if m % 3 == 0 else None
+    ref = linear_reference(x, packed, scale, k, "binary", None, bias, accumulate_dtype=torch.float64)
+    y = linear_triton(x, packed, scale, k, "binary", None, bias, path="hopper")
+    assert rel_err(y, ref) < 4e-3
+    assert (y != ref).float().mean().item() < (2e-3 if dtype == torch.bfloat16 else 2e-2)
+    assert torch.equal(y, linear_triton(x, packed, scale, k, "binary", None, bias, path="hopper"))
+
+
 @pytest.mark.parametrize(
     ("m", "n", "k"), [(64, 28672, 4096), (256, 8192, 4096), (32, 4096, 4096), (8, 28672, 4096), (16, 8192, 28672)]
 )

@@ -157,7 +157,7 @@ class CompilerApiMoved(Exception):
     pass
 
 
-def compile_for_sm90(tile: Tile, dtype: torch.dtype):
+def compile_for_sm90(tile: Tile, dtype: torch.dtype, fmt: str = "ternary"):
     try:
         from triton.backends.compiler import GPUTarget
         from triton.experimental.gluon._runtime import GluonASTSource
@@ -167,7 +167,9 @@ def compile_for_sm90(tile: Tile, dtype: torch.dtype):
     import triton
 
     m, n, k = tile.block_m, 4096, 4096
-    x, w, y = torch.empty(m, k, dtype=dtype), torch.empty(n, k // 4, dtype=torch.uint8), torch.empty(m, n, dtype=dtype)
+    per_byte = 4 if fmt == "ternary" else 8
+    x, y = torch.empty(m, k, dtype=dtype), torch.empty(m, n, dtype=dtype)
+    w = torch.empty(n, k // per_byte, dtype=torch.uint8)
     descs = hopper.descriptors(tile, x, w, y)
     fn = hopper._weight_only_sm90_kernel
     signature = dict(x_desc=mangle_type(descs[0]), w_desc=mangle_type(descs[1]), y_desc=mangle_type(descs[2]))
@@ -184,9 +186,10 @@ def compile_for_sm90(tile: Tile, dtype: torch.dtype):
 
 TILES = sorted(
     {
-        configs.hopper_tile(m, n, k)
-        for m in (8, 16, 32, 64, 128, 256, 1024)
-        for n, k in ((4096, 4096), (28672, 4096), (57344, 8192))
+        (configs.hopper_tile(m, n, k, fmt), fmt)
+        for m in (8, 16, 32, 64, 128, 256, 512, 1024)
+        for n, k in ((4096, 4096), (28672, 4096), (57344, 8192), (8192, 28672))
+        for fmt in ("ternary", "binary")
     },
     key=str,
 )
@@ -194,8 +197,8 @@ TILES = sorted(
 
 def compile_every_tile(out: Path) -> None:
     """Writes i.cubin and i.shared for TILES[i] (fp16 for the 64-token tiles, bf16 for the rest)."""
-    for i, tile in enumerate(TILES):
-        compiled = compile_for_sm90(tile, torch.bfloat16 if tile.block_m != 64 else torch.float16)
+    for i, (tile, fmt) in enumerate(TILES):
+        compiled = compile_for_sm90(tile, torch.bfloat16 if tile.block_m != 64 else torch.float16, fmt)
         (out / f"{i}.cubin").write_bytes(compiled.asm["cubin"])
         (out / f"{i}.shared").write_text(str(compiled.metadata.shared))
 
@@ -215,7 +218,7 @@ def cubins(tmp_path_factory):
 
 
 @pytest.mark.skipif(not hopper.available(), reason="this Triton has no Gluon Hopper API")
-@pytest.mark.parametrize("index", range(len(TILES)), ids=[str(t) for t in TILES])
+@pytest.mark.parametrize("index", range(len(TILES)), ids=[f"{fmt}-{tile}" for tile, fmt in TILES])
 def test_kernel_compiles_for_sm90_with_async_wgmmas(cubins, index):
     assert int((cubins / f"{index}.shared").read_text()) <= 227 * 1024  # an H100's shared memory a block
     cuobjdump = Path(hopper.gl.__file__).parents[3] / "backends" / "nvidia" / "bin" / "cuobjdump"
@@ -224,10 +227,12 @@ def test_kernel_compiles_for_sm90_with_async_wgmmas(cubins, index):
     tool = str(cuobjdump) if cuobjdump.exists() else "cuobjdump"
     cubin = cubins / f"{index}.cubin"
     sass = subprocess.run([tool, "-sass", str(cubin)], capture_output=True, text=True, check=True).stdout
-    assert sass.count("HGMMA") >= 8
-    # ptxas keeps the wgmmas asynchronous: a few waits a stage (one a slice), not one after every wgmma, which it
-    # emits when it cannot prove the pipeline safe (C7515) and which costs the overlap this kernel exists for
-    assert sass.count("WARPGROUP.DEPBAR") <= 4
+    tile, fmt = TILES[index]
+    slices = 4 if fmt == "ternary" else 8
+    assert sass.count("HGMMA") >= slices * max(1, tile.block_kp // 16)  # a slice's wgmma: K = BLOCK_KP, 16 an HGMMA
+    # ptxas keeps the wgmmas asynchronous: one wait a slice (and one after the loop), not one after every HGMMA,
+    # which it emits when it cannot prove the pipeline safe (C7515) and which costs the overlap this kernel exists for
+    assert sass.count("WARPGROUP.DEPBAR") <= slices + 1
     assert operand_registers_written_in_flight(sass) == []
 
 

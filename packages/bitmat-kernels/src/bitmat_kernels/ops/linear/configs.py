@@ -305,14 +305,18 @@ def _k_step(kp: int, want: int) -> int:
     return step
 
 
-def hopper_tile(m: int, n: int, k: int) -> HopperWeightOnlyConfig:
+def hopper_tile(m: int, n: int, k: int, fmt: str = "ternary") -> HopperWeightOnlyConfig:
     """The Gluon GEMM's tile for M tokens wherever it runs (hopper_weight_only_config says where; path="hopper"
     forces it anywhere): the tokens a program are the wgmma's N, 8-256. H100 sweeps (NOTES.md v21, us): tall layers
     (>= 16384 rows, >= 2x their columns) take 128 rows a program at 33-128 tokens (28672x4096 M=64 31.5 -> 29.1) and
     short K steps below 17 (M=16 22.1 -> 19.9); K-heavy layers long ones (8192x28672 M=16 40.2 -> 39.0, M=64 65.2 ->
     62.9; 4096x14336 M=64 32.5 -> 28.2); from 129 tokens 128 x 128 tiles on 8 warps where they make enough programs
     (10240 rows and more up to 256 tokens, 6144 up to 512, every layer beyond: 57344x8192 M=1024 1483 -> 1237 against
-    128 x 256), else 64-row tiles (4096x4096 M=256 31.6 -> 15.9)."""
+    128 x 256), else 64-row tiles (4096x4096 M=256 31.6 -> 15.9). Binary: the same tiles with half the packed bytes a
+    step (8 activation slices a byte, not 4: the same K and shared memory a stage)."""
+    if fmt == "binary":
+        tile = hopper_tile(m, n, k)
+        return dataclasses.replace(tile, block_kp=tile.block_kp // 2)
     kp = k // 4
     tall = n >= 16384 and n >= 2 * k
     k_heavy = k >= 2.5 * n

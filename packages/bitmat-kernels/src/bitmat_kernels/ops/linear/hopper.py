@@ -31,6 +31,7 @@ import functools
 
 import torch
 
+from ...formats import CODES_PER_BYTE
 from .configs import HopperWeightOnlyConfig
 
 try:  # Gluon's Hopper API as of Triton 3.5-3.9
@@ -72,21 +73,27 @@ if _HAVE_GLUON:
     )
 
     @gluon.constexpr_function
-    def _decode_asm(s, is_bf16):
+    def _decode_asm(s, slices, is_bf16):
+        # spread bytes j, j + 1 to the low bytes of a word's halves (ptxas shares this across a byte's slices)
+        spread = "{ .reg .b32 w, t, a, b; cvt.u32.u16 w, $1; prmt.b32 t, w, 0, 0x4140; "
+        if slices == 8:
+            # binary: bit s becomes the sign of 1.0 (set: +1, clear: -1), shifted to bit 15 of each half
+            one = "0x3F803F80" if is_bf16 else "0x3C003C00"
+            return spread + f"shl.b32 t, t, {15 - s}; lop3.b32 $0, t, 0x80008000, {one}, 0xAE; }}"
+        # ternary: slice s's codes into the mantissa of base (128 bf16, 1024 fp16), then w = v / step - (base /
+        # step + 1)
         mask, scale, bias = (_DECODE_BF16 if is_bf16 else _DECODE_F16)[s]
         exp, fma = ("0x43004300", "fma.rn.bf16x2") if is_bf16 else ("0x64006400", "fma.rn.f16x2")
-        # spread bytes j, j + 1 to the low bytes of a word's halves (ptxas shares this across the 4 slices), mask
-        # slice s's codes into the mantissa of base (128 bf16, 1024 fp16), then w = v / step - (base / step + 1)
         return (
-            "{ .reg .b32 w, t, a, b; cvt.u32.u16 w, $1; prmt.b32 t, w, 0, 0x4140; "
-            f"lop3.b32 t, t, {mask}, {exp}, 0xEA; mov.b32 a, {scale}; mov.b32 b, {bias}; {fma} $0, t, a, b; }}"
+            spread + f"lop3.b32 t, t, {mask}, {exp}, 0xEA; mov.b32 a, {scale}; mov.b32 b, {bias}; {fma} $0, t, a, b; }}"
         )
 
     @gluon.jit
-    def _decode_slice(p, s: gl.constexpr, IS_BF16: gl.constexpr):
-        """Slice s of packed bytes p -> w = code - 1 as bf16/fp16, exact. Two bytes a call (the two consecutive K
-        columns a 32-bit wgmma operand register holds): 1 PRMT per 8 weights, then 1 LOP3 and 1 FMA a register."""
-        asm: gl.constexpr = _decode_asm(s, IS_BF16)
+    def _decode_slice(p, s: gl.constexpr, SLICES: gl.constexpr, IS_BF16: gl.constexpr):
+        """Slice s of packed bytes p -> its weights as bf16/fp16, exact: ternary w = code - 1 (4 slices a byte),
+        binary w = 2 bit - 1 (8). Two bytes a call (the two consecutive K columns a 32-bit wgmma operand register
+        holds): 1 PRMT per 2 bytes, then 2 instructions a register (LOP3 + FMA; binary SHL + LOP3)."""
+        asm: gl.constexpr = _decode_asm(s, SLICES, IS_BF16)
         return gl.inline_asm_elementwise(asm, "=r,h", [p], gl.bfloat16 if IS_BF16 else gl.float16, True, 2)
 
     @gluon.jit
@@ -100,7 +107,7 @@ if _HAVE_GLUON:
     @gluon.jit
     def _load_stage(x_desc, w_desc, x_smem, w_smem, ready, it, off_m, off_n, pred,
                     STAGES: gl.constexpr, BKP: gl.constexpr):  # fmt: skip
-        # one copy of packed weights, one of the 4 activation slices (x_desc views x [M, 4 KP] as [4, M, KP]:
+        # one copy of packed weights, one of the activation slices (x_desc views x [M, S KP] as [S, M, KP]:
         # slice s of packed byte j meets activation column s * KP + j); each copy costs a CTA barrier here
         stage = it % STAGES
         bar = ready.index(stage)
@@ -125,6 +132,7 @@ if _HAVE_GLUON:
         STAGES: gl.constexpr,
         num_warps: gl.constexpr,
     ):
+        SLICES: gl.constexpr = x_desc.block_type.shape[0]  # codes a packed byte: 4 ternary, 8 binary
         BLOCK_M: gl.constexpr = x_desc.block_type.shape[1]
         BKP: gl.constexpr = x_desc.block_type.shape[2]
         BLOCK_N: gl.constexpr = w_desc.block_type.shape[0]
@@ -147,7 +155,7 @@ if _HAVE_GLUON:
         a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=2)
 
         w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES, BLOCK_N, BKP], w_desc.layout)
-        x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES, 4, BLOCK_M, BKP], x_desc.layout)
+        x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES, SLICES, BLOCK_M, BKP], x_desc.layout)
         ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         for i in gl.static_range(STAGES):
             mbarrier.init(ready.index(i), count=1)
@@ -163,24 +171,19 @@ if _HAVE_GLUON:
             stage = i % STAGES
             mbarrier.wait(ready.index(stage), (i // STAGES) & 1)
             p = w_smem.index(stage).load(a_layout)
-            xs = x_smem.index(stage).reshape([4 * BLOCK_M, BKP])  # the 4 slices' tiles, one under the other
+            xs = x_smem.index(stage).reshape([SLICES * BLOCK_M, BKP])  # the slices' tiles, one under the other
             # slice s + 1 is decoded while slice s multiplies; each wait retires the slice before, whose operand
             # registers are then released (_hold). No register operand is in flight across the loop's back edge.
-            t0 = _decode_slice(p, 0, IS_BF16)
-            acc = warpgroup_mma(t0, xs.slice(0 * BLOCK_M, BLOCK_M).permute((1, 0)), acc, is_async=True)
-            t1 = _decode_slice(p, 1, IS_BF16)
-            acc = warpgroup_mma(t1, xs.slice(1 * BLOCK_M, BLOCK_M).permute((1, 0)), acc, is_async=True)
-            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
-            _hold(t0)
-            t2 = _decode_slice(p, 2, IS_BF16)
-            acc = warpgroup_mma(t2, xs.slice(2 * BLOCK_M, BLOCK_M).permute((1, 0)), acc, is_async=True)
-            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
-            _hold(t1)
-            t3 = _decode_slice(p, 3, IS_BF16)
-            acc = warpgroup_mma(t3, xs.slice(3 * BLOCK_M, BLOCK_M).permute((1, 0)), acc, is_async=True)
+            t_prev = _decode_slice(p, 0, SLICES, IS_BF16)
+            acc = warpgroup_mma(t_prev, xs.slice(0, BLOCK_M).permute((1, 0)), acc, is_async=True)
+            for s in gl.static_range(1, SLICES):
+                t = _decode_slice(p, s, SLICES, IS_BF16)
+                acc = warpgroup_mma(t, xs.slice(s * BLOCK_M, BLOCK_M).permute((1, 0)), acc, is_async=True)
+                acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
+                _hold(t_prev)
+                t_prev = t
             acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
-            _hold(t2)
-            _hold(t3)
+            _hold(t_prev)
             if num_warps > 4:
                 _thread_barrier()  # every warpgroup has retired its reads of this stage
             # this stage's buffers take the loads STAGES ahead
@@ -212,17 +215,24 @@ _GL_DTYPES = {torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
 def supported(
-    cfg: HopperWeightOnlyConfig, x2: torch.Tensor, packed: torch.Tensor, k: int, y: torch.Tensor, bias=None
+    cfg: HopperWeightOnlyConfig,
+    x2: torch.Tensor,
+    packed: torch.Tensor,
+    k: int,
+    y: torch.Tensor,
+    bias=None,
+    fmt: str = "ternary",
 ) -> bool:
     """Whether the kernel takes these tensors: TMA wants 16-byte aligned bases and row strides, whole stages
-    along K (no slice's activation columns may run into the next slice's), and contiguous rows."""
+    along K (no slice's activation columns may run into the next slice's, nor padding codes: binary's are -1),
+    and contiguous rows."""
     n, kp = packed.shape
     tensors = [x2, packed, y] + ([bias] if bias is not None else [])
     return (
         _HAVE_GLUON
         and x2.dtype in _GL_DTYPES
         and y.dtype == x2.dtype
-        and k == 4 * kp
+        and k == CODES_PER_BYTE[fmt] * kp
         and kp % cfg.block_kp == 0
         and kp % 16 == 0
         and n % 8 == 0
@@ -231,9 +241,9 @@ def supported(
 
 
 @functools.lru_cache(maxsize=64)
-def _layouts(block_m: int, block_n: int, block_kp: int, dtype: torch.dtype):
+def _layouts(slices: int, block_m: int, block_n: int, block_kp: int, dtype: torch.dtype):
     gdt = getattr(gl, _GL_DTYPES[dtype])
-    x_layout = gl.NVMMASharedLayout.get_default_for([4, block_m, block_kp], gdt)
+    x_layout = gl.NVMMASharedLayout.get_default_for([slices, block_m, block_kp], gdt)
     w_layout = gl.NVMMASharedLayout.get_default_for([block_n, block_kp], gl.uint8)
     y_layout = gl.NVMMASharedLayout.get_default_for([block_m, block_n], gdt)
     return x_layout, w_layout, y_layout
@@ -242,10 +252,11 @@ def _layouts(block_m: int, block_n: int, block_kp: int, dtype: torch.dtype):
 def descriptors(cfg: HopperWeightOnlyConfig, x2: torch.Tensor, packed: torch.Tensor, y: torch.Tensor):
     """The kernel's TMA descriptors: activations, packed weights, output."""
     m, kp = x2.shape[0], packed.shape[1]
-    x_layout, w_layout, y_layout = _layouts(cfg.block_m, cfg.block_n, cfg.block_kp, x2.dtype)
-    # the 4 activation slices of a stage in one copy: x [M, 4 KP] seen as [4, M, KP]
-    x_slices = x2.view(m, 4, kp).permute(1, 0, 2)
-    x_desc = TensorDescriptor.from_tensor(x_slices, [4, cfg.block_m, cfg.block_kp], x_layout)
+    slices = x2.shape[1] // kp  # codes a packed byte: 4 ternary, 8 binary
+    x_layout, w_layout, y_layout = _layouts(slices, cfg.block_m, cfg.block_n, cfg.block_kp, x2.dtype)
+    # a stage's activation slices in one copy: x [M, slices * KP] seen as [slices, M, KP]
+    x_slices = x2.view(m, slices, kp).permute(1, 0, 2)
+    x_desc = TensorDescriptor.from_tensor(x_slices, [slices, cfg.block_m, cfg.block_kp], x_layout)
     w_desc = TensorDescriptor.from_tensor(packed, [cfg.block_n, cfg.block_kp], w_layout)
     y_desc = TensorDescriptor.from_tensor(y, [cfg.block_m, cfg.block_n], y_layout)
     return x_desc, w_desc, y_desc
@@ -259,8 +270,8 @@ def weight_only_sm90(
     bias: torch.Tensor | None,
     y: torch.Tensor,
 ) -> None:
-    """y [M, N] = x2 [M, K] @ (codes * w_scale)^T (+ bias), codes the ternary weights packed in [N, K / 4].
-    The caller has checked `supported`."""
+    """y [M, N] = x2 [M, K] @ (codes * w_scale)^T (+ bias), codes the ternary or binary weights packed in
+    [N, K / 4] or [N, K / 8] (K tells which). The caller has checked `supported`."""
     m = x2.shape[0]
     n, kp = packed.shape
     x_desc, w_desc, y_desc = descriptors(cfg, x2, packed, y)

@@ -36,7 +36,7 @@ from triton.compiler.errors import CompilationError
 from triton.runtime.errors import OutOfResources
 
 from ...backend import interpreter_enabled
-from ...formats import BITS_PER_CODE
+from ...formats import BITS_PER_CODE, CODES_PER_BYTE
 from ..pack.kernel import unpack_triton
 from ..quantize.kernel import (
     activation_planes_triton,
@@ -861,14 +861,16 @@ def _linear_hopper(x2, packed, w_scale, bias, y, k, fmt, forced: bool) -> bool:
     m, n = y.shape
     cfg = hopper_weight_only_config(m, n, k, fmt, x2.device, x2.element_size())
     if forced:
-        cfg = cfg or hopper_tile(m, n, k)
-        if fmt != "ternary" or x2.device.type != "cuda" or interpreter_enabled() or not _is_sm90(x2.device):
-            raise ValueError(f"hopper path needs ternary weights on an sm_90 GPU (H100/H200), got {fmt} on {x2.device}")
-    if cfg is None or not hopper.supported(cfg, x2, packed, k, y, bias):
+        cfg = cfg or hopper_tile(m, n, k, fmt)
+        if x2.device.type != "cuda" or interpreter_enabled() or not _is_sm90(x2.device):
+            raise ValueError(f"hopper path needs an sm_90 GPU (H100/H200), got {x2.device}")
+    if cfg is None or not hopper.supported(cfg, x2, packed, k, y, bias, fmt):
         if forced:
+            per_byte = CODES_PER_BYTE[fmt]
             raise ValueError(
-                "hopper path needs this Triton's Gluon Hopper API, bf16/fp16 activations, K = 4 * packed bytes a row "
-                f"(a multiple of {4 * cfg.block_kp}), rows a multiple of 8 and contiguous 16-byte aligned tensors"
+                f"hopper path needs this Triton's Gluon Hopper API, bf16/fp16 activations, K = {per_byte} * packed "
+                f"bytes a row (a multiple of {per_byte * cfg.block_kp}), rows a multiple of 8 and contiguous 16-byte "
+                "aligned tensors"
             )
         return False
     hopper.weight_only_sm90(cfg, x2, packed, w_scale, bias, y)
