@@ -79,7 +79,7 @@ def test_hopper_rules(on_h100, m, n, k, tile):
 
 
 def test_hopper_rules_only_where_measured(on_h100, monkeypatch):
-    assert configs.hopper_weight_only_config(64, 28672, 4096, "binary", CUDA, 2) is None
+    assert configs.hopper_weight_only_config(2048, 28672, 4096, "binary", CUDA, 2) is None  # binary: to 1024 tokens
     assert configs.hopper_weight_only_config(64, 28672, 4096, "ternary", CUDA, 4) is None  # fp32 activations
     assert configs.hopper_weight_only_config(64, 28672, 4096, "ternary", torch.device("cpu"), 2) is None
     monkeypatch.setattr(configs, "_is_sm90", lambda device: False)  # Ada, Blackwell: no wgmma / another MMA
@@ -91,6 +91,21 @@ def test_hopper_rules_only_where_measured(on_h100, monkeypatch):
     monkeypatch.setattr(configs, "gpu_key", lambda device: "H100")
     configs.TUNED_GEMM[("H100", "ternary", False, 64, 28672, 4096, 2)] = configs.GemmConfig(64, 64, 64)
     assert configs.hopper_weight_only_config(64, 28672, 4096, "ternary", CUDA, 2) is None  # the user tuned it
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "k", "tile"),
+    [
+        (8, 28672, 4096, Tile(64, 8, 64, num_stages=3)),  # one stage fewer than ternary's tile
+        (16, 8192, 28672, Tile(64, 16, 256, num_stages=2)),
+        (64, 28672, 4096, Tile(128, 64, 32, num_warps=8, num_stages=2)),  # tall layers at 33-64: half the step
+        (64, 4096, 4096, Tile(64, 64, 64, num_stages=2)),
+        (128, 4096, 4096, Tile(64, 128, 32)),  # fewer stages would not fit: half the step
+        (1024, 57344, 8192, Tile(128, 128, 32, num_warps=8, num_stages=2)),
+    ],
+)
+def test_hopper_binary_tiles(on_h100, m, n, k, tile):
+    assert configs.hopper_weight_only_config(m, n, k, "binary", CUDA, 2) == tile
 
 
 def test_hopper_tile_covers_every_m():

@@ -281,8 +281,12 @@ def hopper_weight_only_config(
       cuBLAS) -> 317, 57344x8192 M=1024 1755 -> 1237;
     - 1025-8192 tokens (sweep 5) on layers of >= 4096 rows: 57344x8192 M=2048 3018 -> 2668, 28672x4096 M=2048 765 ->
       678, 4096x4096 M=4096 205 -> 190 (6144x4096 lost at 2048 tokens, 155 -> 161; fewer rows lost, 2560x6912 M=2048
-      108 -> 128). More tokens were not swept."""
-    if fmt != "ternary" or x_bytes != 2 or device.type != "cuda" or interpreter_enabled():
+      108 -> 128). More tokens were not swept.
+    Binary (NOTES.md v21, binary.jsonl), 8-1024 tokens where ternary runs: 28672x4096 M=16 36.5 -> 19.5, M=64 38.8 ->
+    26.0, 8192x28672 M=16 46.6 -> 30.0, 57344x8192 M=1024 1750 -> 1510, 4096x14336 M=128 45.3 -> 44.9."""
+    if fmt not in ("ternary", "binary") or x_bytes != 2 or device.type != "cuda" or interpreter_enabled():
+        return None
+    if fmt == "binary" and m > 1024:  # not swept there
         return None
     if os.environ.get(HOPPER_ENV, "1") == "0" or not _is_sm90(device) or m < 8 or m > 8192:
         return None
@@ -294,7 +298,7 @@ def hopper_weight_only_config(
         return None
     if (m > 512 and n < 3072) or (m > 1024 and n < 4096):  # 2560x6912 M=1024 62 -> 70, M=2048 108 -> 128
         return None
-    return hopper_tile(m, n, k)
+    return hopper_tile(m, n, k, fmt)
 
 
 def _k_step(kp: int, want: int) -> int:
@@ -312,11 +316,16 @@ def hopper_tile(m: int, n: int, k: int, fmt: str = "ternary") -> HopperWeightOnl
     short K steps below 17 (M=16 22.1 -> 19.9); K-heavy layers long ones (8192x28672 M=16 40.2 -> 39.0, M=64 65.2 ->
     62.9; 4096x14336 M=64 32.5 -> 28.2); from 129 tokens 128 x 128 tiles on 8 warps where they make enough programs
     (10240 rows and more up to 256 tokens, 6144 up to 512, every layer beyond: 57344x8192 M=1024 1483 -> 1237 against
-    128 x 256), else 64-row tiles (4096x4096 M=256 31.6 -> 15.9). Binary: the same tiles with half the packed bytes a
-    step (8 activation slices a byte, not 4: the same K and shared memory a stage)."""
+    128 x 256), else 64-row tiles (4096x4096 M=256 31.6 -> 15.9). Binary (8 activation slices a byte, not 4): the
+    same tiles with one stage fewer where that fits (57344x8192 M=16 58.9 -> 58.6, 4096x4096 M=64 11.1 -> 9.6),
+    else, and for tall layers at 33-64 tokens (28672x4096 M=64 31.0 -> 26.0), half the packed bytes a step."""
     if fmt == "binary":
         tile = hopper_tile(m, n, k)
-        return dataclasses.replace(tile, block_kp=tile.block_kp // 2)
+        fewer = dataclasses.replace(tile, num_stages=max(2, tile.num_stages - 1))  # the same K step, fewer stages
+        stage_bytes = tile.block_kp * (tile.block_n + 8 * tile.block_m * 2)
+        if fewer.num_stages * stage_bytes <= 224 * 1024 and not (n >= 16384 and n >= 2 * k and 32 < m <= 64):
+            return fewer
+        return dataclasses.replace(tile, block_kp=tile.block_kp // 2)  # half the step: the same stage bytes
     kp = k // 4
     tall = n >= 16384 and n >= 2 * k
     k_heavy = k >= 2.5 * n
