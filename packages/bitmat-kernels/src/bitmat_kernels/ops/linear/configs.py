@@ -309,6 +309,7 @@ def _k_step(kp: int, want: int) -> int:
     return step
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of its arguments, on every weight-only call from 8 tokens
 def hopper_tile(m: int, n: int, k: int, fmt: str = "ternary") -> HopperWeightOnlyConfig:
     """The Gluon GEMM's tile for M tokens wherever it runs (hopper_weight_only_config says where; path="hopper"
     forces it anywhere): the tokens a program are the wgmma's N, 8-256. H100 sweeps (NOTES.md v21, us): tall layers
