@@ -1,10 +1,11 @@
-"""The weight-only GEMM for Hopper (sm_90) in Gluon: ternary codes, bf16/fp16 activations, 8-1024 tokens.
+"""The weight-only GEMM for Hopper (sm_90) in Gluon: ternary or binary codes, bf16/fp16 activations, from 8 tokens.
 
 Why a second weight-only GEMM: Triton's pipeliner waits for every wgmma whose left operand comes from registers
 before it issues the next (`wait_group 0` after each dot), so each warpgroup decodes a stage, multiplies, and
 waits, and the tensor cores idle while it decodes; tile sweeps left the Triton kernel at ~35-40% of their rate at
-64 tokens whatever the tile (NOTES.md v20). Here every stage's packed weights (one TMA copy) and its 4 activation
-slices (one 3D TMA copy: x [M, 4 KP] seen as [4, M, KP]) arrive in a ring of shared-memory buffers, STAGES ahead.
+64 tokens whatever the tile (NOTES.md v20). Here every stage's packed weights (one TMA copy) and its activation
+slices (one 3D TMA copy: x [M, S KP] seen as [S, M, KP], S = 4 ternary codes a byte, 8 binary) arrive in a ring of
+shared-memory buffers, STAGES ahead.
 The wgmmas are asynchronous: the warpgroup decodes slice s + 1 while slice s multiplies, then retires slice s.
 
 The decoded slices are the wgmmas' register operands, which the hardware reads while the wgmma runs: no write may
@@ -14,11 +15,12 @@ edge and ptxas wrote the next stage's decode into them: a latent race that v21's
 outputs). So every wgmma retires inside its stage, and `_hold` reads its operand registers after the wait; the
 CPU tests check the SASS for any write to an in-flight operand.
 
-Decode: two consecutive packed bytes are spread to the low bytes of a word's halves (one PRMT for the 4 slices);
-slice s's codes c in {0, 1, 2} (w + 1) are masked into the mantissa of 128 (bf16; 1024 fp16), giving 128 + 4**s c
-(bf16 slice 3: 128 + 64 c), and one FMA gives w = v / step - (128 / step + 1), exact: 1 LOP3 and 1 FMA a register
-of two weights. The accumulator is the fp32 sum of w * x, as cuBLAS's, with no row-sum correction and no second
-launch; outputs are deterministic (fixed K order).
+Decode: two consecutive packed bytes are spread to the low bytes of a word's halves (one PRMT for all slices).
+Ternary: slice s's codes c in {0, 1, 2} (w + 1) are masked into the mantissa of 128 (bf16; 1024 fp16), giving 128 +
+4**s c (bf16 slice 3: 128 + 64 c), and one FMA gives w = v / step - (128 / step + 1), exact: 1 LOP3 and 1 FMA a
+register of two weights. Binary: bit s is shifted to bit 15 of each half and becomes the sign of 1.0 (set: +1,
+clear: -1): 1 SHL and 1 LOP3. The accumulator is the fp32 sum of w * x, as cuBLAS's, with no row-sum correction and
+no second launch; outputs are deterministic (fixed K order).
 
 Gluon is experimental and moves between Triton releases: the imports are guarded, `available()` says whether this
 Triton has the API used here, and callers check `supported()` first (kernel.linear_triton, configs'
@@ -117,7 +119,7 @@ if _HAVE_GLUON:
 
     @gluon.jit
     def _weight_only_sm90_kernel(
-        x_desc,  # bf16/fp16 [M, K] activations, blocks [BLOCK_M, BKP]
+        x_desc,  # bf16/fp16 [M, K] activations as [SLICES, M, KP], blocks [SLICES, BLOCK_M, BKP]
         w_desc,  # uint8 [N, KP] packed codes, blocks [BLOCK_N, BKP]
         w_scale_ptr,  # float32 [N] or [1]
         bias_ptr,  # [N] or a dummy pointer
