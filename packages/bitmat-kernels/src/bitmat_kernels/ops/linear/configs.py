@@ -266,8 +266,8 @@ def _is_sm90(device: torch.device) -> bool:
 def hopper_weight_only_config(
     m: int, n: int, k: int, fmt: str, device: torch.device, x_bytes: int
 ) -> HopperWeightOnlyConfig | None:
-    """The Gluon sm_90 GEMM's tile for a ternary weight-only call with bf16/fp16 activations (hopper.py), or None
-    where the Triton kernels or dequantize + cuBLAS stay. A tuned config for the shape (tune_linear) keeps it off.
+    """The Gluon sm_90 GEMM's tile for a ternary or binary weight-only call with bf16/fp16 activations (hopper.py), or
+    None where the Triton kernels or dequantize + cuBLAS stay. A tuned config for the shape (tune_linear) keeps it off.
 
     H100, v21 kernel (NOTES.md v21: us against the path it replaces, same process):
     - 8-16 tokens (cmd4): 28672x4096 M=16 25.3 -> 19.9, 57344x8192 82.0 -> 60.8, 8192x28672 52.9 -> 38.9, 4096x4096
@@ -277,7 +277,7 @@ def hopper_weight_only_config(
       at 64 tokens, 17.8 -> 19.2; not re-swept): 28672x4096 M=64 45.3 -> 29.1, 8192x28672 M=64 103 -> 64, 57344x8192
       M=128 260 -> 170;
     - 129-1024 tokens (sweep 4), every layer but 2560x6912 beyond 512 tokens (M=1024 61.6 -> 70.3): 3840x2560
-      M=256 17.2 -> 11.1, 4096x4096 M=256 24.5 -> 15.9, 28672x4096 M=256 136 -> 87, M=1024 412 (dequantize +
+      M=256 17.2 -> 11.2, 4096x4096 M=256 24.5 -> 15.9, 28672x4096 M=256 136 -> 87, M=1024 412 (dequantize +
       cuBLAS) -> 317, 57344x8192 M=1024 1755 -> 1237;
     - 1025-8192 tokens (sweep 5) on layers of >= 4096 rows: 57344x8192 M=2048 3018 -> 2668, 28672x4096 M=2048 765 ->
       678, 4096x4096 M=4096 205 -> 190 (6144x4096 lost at 2048 tokens, 155 -> 161; fewer rows lost, 2560x6912 M=2048
