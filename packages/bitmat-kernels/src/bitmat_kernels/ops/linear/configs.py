@@ -55,7 +55,7 @@ class HopperWeightOnlyConfig:
 
     block_n: int  # weight rows a program (64 a warpgroup)
     block_m: int  # tokens a program (the wgmma's N)
-    block_kp: int  # packed bytes a stage (each of the 4 slices multiplies block_kp activation columns)
+    block_kp: int  # packed bytes a stage (each slice, 4 a byte ternary, 8 binary, meets block_kp activation columns)
     num_warps: int = 4
     num_stages: int = 3
     group_m: int = 8
